@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: GPL-2.0-only
+#
+# vballoon: out-of-tree build, lint, tests and demo.
+#
+#   make            build vballoon.ko for KDIR (default: the running kernel,
+#                   else the newest installed Debian headers)
+#   make modules    build for the newest Debian 6.1 and 6.12 headers into
+#                   build/<release>/vballoon.ko (W=1 and sparse, warnings fail)
+#   make lint       checkpatch --strict + the W=1/sparse builds of 'modules'
+#   make check      deps (if missing) + lint + modules + VM tests
+#   make run        boot a 6.12 guest and watch vballoon work
+#   make deps       install everything with apt
+
+SHELL := /bin/bash
+TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(TOP)/build
+CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vballoon
+PYTHON ?= /usr/bin/python3
+SRCS := Kbuild $(shell find drivers include -type f 2>/dev/null | sort)
+
+RUNNING_KDIR := /lib/modules/$(shell uname -r)/build
+NEWEST_KDIR := $(lastword $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V))
+KDIR ?= $(if $(wildcard $(RUNNING_KDIR)/Makefile),$(RUNNING_KDIR),$(NEWEST_KDIR))
+
+.PHONY: all modules lint checkpatch check deps need-deps run bench clean vmtest help
+
+all:
+	@if [ -z "$(KDIR)" ] || [ ! -f "$(KDIR)/Makefile" ]; then \
+		echo "vballoon: no kernel headers found (KDIR unset): run 'make deps' or pass KDIR=..." >&2; \
+		exit 1; fi
+	$(MAKE) -C $(KDIR) M=$(TOP) modules
+	@echo "built $(TOP)/drivers/virtio/vballoon/vballoon.ko for $(KDIR)"
+
+help:
+	@sed -n '3,14p' $(TOP)/Makefile
+
+deps:
+	$(TOP)/scripts/deps.sh
+
+need-deps:
+	@$(TOP)/scripts/deps.sh --check 2>/dev/null || $(TOP)/scripts/deps.sh
+
+# Each kernel builds in its own copy of the sources, so both can coexist.
+modules:
+	@$(TOP)/scripts/build-modules.sh $(BUILD) $(SRCS)
+
+checkpatch:
+	@$(TOP)/scripts/checkpatch.sh $(CACHE)
+
+lint: checkpatch modules
+
+vmtest: modules
+	cd $(TOP)/tests/vm && $(PYTHON) run.py
+
+check: need-deps
+	@$(TOP)/scripts/check.sh
+
+run: need-deps modules
+	cd $(TOP)/tests/vm && $(PYTHON) demo.py
+
+clean:
+	rm -rf $(BUILD)
+	@if [ -n "$(KDIR)" ] && [ -f "$(KDIR)/Makefile" ]; then \
+		$(MAKE) -C $(KDIR) M=$(TOP) clean; fi

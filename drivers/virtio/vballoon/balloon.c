@@ -1,0 +1,445 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vballoon: moving pages between the guest and the host.
+ *
+ * Inflation allocates pages (2 MiB blocks first, split into order-0
+ * pages, then single pages), sends their frame numbers to the host in one
+ * request per batch and only then puts them on the balloon list, where
+ * compaction may move them.  Deflation takes pages off the list, tells
+ * the host and frees them; with MUST_TELL_HOST the host hears of them
+ * before the guest may touch them again.
+ */
+
+#include <linux/delay.h>
+#include <linux/gfp.h>
+#include <linux/mm.h>
+#include <linux/scatterlist.h>
+#include <linux/vmstat.h>
+
+#include "core.h"
+
+/*
+ * Host target (4 KiB frames) to guest pages, rounded up so that a target
+ * that is not a whole number of guest pages settles instead of swinging
+ * between the two neighbouring sizes.
+ */
+VISIBLE_IF_KUNIT unsigned long vb_target_pages(u32 num_frames)
+{
+	return (unsigned long)DIV_ROUND_UP_ULL((u64)num_frames,
+					       VB_FRAMES_PER_PAGE);
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_target_pages);
+
+/* Guest pages to the 4 KiB frames reported in "actual", saturating. */
+VISIBLE_IF_KUNIT u32 vb_actual_frames(unsigned long pages)
+{
+	u64 frames = (u64)pages * VB_FRAMES_PER_PAGE;
+
+	return frames > U32_MAX ? U32_MAX : (u32)frames;
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_actual_frames);
+
+/* Positive: pages to inflate; negative: pages to deflate. */
+VISIBLE_IF_KUNIT long vb_pages_diff(unsigned long target,
+				    unsigned long current_pages)
+{
+	unsigned long delta;
+
+	if (target >= current_pages) {
+		delta = target - current_pages;
+		return delta > LONG_MAX ? LONG_MAX : (long)delta;
+	}
+	delta = current_pages - target;
+	return delta > LONG_MAX ? -LONG_MAX : -(long)delta;
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_pages_diff);
+
+/*
+ * Write the frames of guest page @pfn to @out (VB_FRAMES_PER_PAGE
+ * entries).  A frame number the protocol cannot carry is refused, never
+ * truncated: the host would otherwise discard someone else's memory.
+ */
+VISIBLE_IF_KUNIT int vb_encode_pfns(struct virtio_device *vdev,
+				    __virtio32 *out, unsigned long pfn)
+{
+	u64 first = (u64)pfn << (PAGE_SHIFT - VBALLOON_PFN_SHIFT);
+	unsigned int i;
+
+	if (first + VB_FRAMES_PER_PAGE - 1 > U32_MAX)
+		return -ERANGE;
+	for (i = 0; i < VB_FRAMES_PER_PAGE; i++)
+		out[i] = cpu_to_virtio32(vdev, (u32)(first + i));
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_encode_pfns);
+
+/* Doubling retry delay after an allocation shortfall, capped. */
+VISIBLE_IF_KUNIT unsigned int vb_next_backoff(unsigned int backoff_ms)
+{
+	if (backoff_ms < VB_BACKOFF_MIN_MS)
+		return VB_BACKOFF_MIN_MS;
+	if (backoff_ms >= VB_BACKOFF_MAX_MS / 2)
+		return VB_BACKOFF_MAX_MS;
+	return backoff_ms * 2;
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_next_backoff);
+
+unsigned long vb_read_target(struct vballoon *vb)
+{
+	u32 num_frames;
+
+	virtio_cread_le(vb->vdev, struct vballoon_config, num_pages,
+			&num_frames);
+	return vb_target_pages(num_frames);
+}
+
+void vb_report_actual(struct vballoon *vb)
+{
+	u32 actual = vb_actual_frames(vb->num_pages);
+	u32 seen;
+
+	lockdep_assert_held(&vb->lock);
+	virtio_cread_le(vb->vdev, struct vballoon_config, actual, &seen);
+	if (seen != actual)
+		virtio_cwrite_le(vb->vdev, struct vballoon_config, actual,
+				 &actual);
+}
+
+void vb_queue_update(struct vballoon *vb, unsigned long delay)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vb->stop_lock, flags);
+	if (!vb->stopping)
+		mod_delayed_work(system_freezable_wq, &vb->update_work, delay);
+	spin_unlock_irqrestore(&vb->stop_lock, flags);
+}
+
+void vb_ack_callback(struct virtqueue *vq)
+{
+	struct vballoon *vb = vq->vdev->priv;
+
+	wake_up(&vb->ack_wq);
+}
+
+static bool vb_request_done(struct virtqueue *vq)
+{
+	unsigned int len;
+
+	return virtqueue_get_buf(vq, &len) || virtqueue_is_broken(vq);
+}
+
+/*
+ * Hand @nr_frames entries of @vb->pfns to the host on @vq and wait until
+ * it has used them.  A host that never answers keeps us waiting (the
+ * pages are its until it does), so say so now and then.
+ */
+static int vb_tell_host(struct vballoon *vb, struct virtqueue *vq,
+			unsigned int nr_frames)
+{
+	struct scatterlist sg;
+	int err;
+
+	lockdep_assert_held(&vb->lock);
+	if (!nr_frames)
+		return 0;
+
+	sg_init_one(&sg, vb->pfns, nr_frames * sizeof(vb->pfns[0]));
+	err = virtqueue_add_outbuf(vq, &sg, 1, vb, GFP_KERNEL);
+	if (err) {
+		dev_warn_ratelimited(&vb->vdev->dev,
+				     "cannot queue %u frames on %s: %d\n",
+				     nr_frames, vq->name, err);
+		return err;
+	}
+	virtqueue_kick(vq);
+	atomic_long_inc(&vb->counters.requests);
+
+	while (!wait_event_timeout(vb->ack_wq, vb_request_done(vq), 30 * HZ))
+		dev_warn_ratelimited(&vb->vdev->dev,
+				     "host has not answered on %s for 30s\n",
+				     vq->name);
+
+	return virtqueue_is_broken(vq) ? -EIO : 0;
+}
+
+/* One 2 MiB block split into order-0 pages on @list, or 0 if none free. */
+static unsigned long vb_alloc_block(struct list_head *list)
+{
+	/* No reclaim or compaction for a block: single pages are next. */
+	gfp_t gfp = (balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) |
+		    __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC;
+	struct page *page;
+	unsigned long i;
+
+	page = alloc_pages(gfp, VB_BLOCK_ORDER);
+	if (!page)
+		return 0;
+	split_page(page, VB_BLOCK_ORDER);
+	/* Tail first: the balloon list is LIFO, so deflation walks up. */
+	for (i = 0; i < VB_BLOCK_PAGES; i++)
+		list_add(&page[i].lru, list);
+	return VB_BLOCK_PAGES;
+}
+
+/*
+ * Allocate up to @want pages onto @list.  Blocks only while a whole
+ * block is wanted; one failed block means the guest is fragmented, so the
+ * rest comes page by page.  Never triggers the OOM killer or warnings.
+ */
+static unsigned long vb_alloc_pages(struct vballoon *vb, struct list_head *list,
+				    unsigned long want)
+{
+	unsigned long got = 0, n;
+	bool blocks = vb->huge_blocks;
+	struct page *page;
+
+	while (got < want) {
+		if (blocks && want - got >= VB_BLOCK_PAGES) {
+			n = vb_alloc_block(list);
+			if (n) {
+				got += n;
+				atomic_long_inc(&vb->counters.blocks);
+				continue;
+			}
+			blocks = false;
+		}
+		page = balloon_page_alloc();
+		if (!page)
+			break;
+		list_add(&page->lru, list);
+		got++;
+	}
+	return got;
+}
+
+/*
+ * Inflate by up to @want pages (at most one batch).  Returns the number of
+ * pages added to the balloon.
+ */
+static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
+{
+	struct page *page, *next;
+	unsigned int frames = 0;
+	unsigned long got, taken = 0;
+	LIST_HEAD(pages);
+	LIST_HEAD(refused);
+
+	lockdep_assert_held(&vb->lock);
+	want = min_t(unsigned long, want, vb->batch_pages);
+	got = vb_alloc_pages(vb, &pages, want);
+
+	list_for_each_entry_safe(page, next, &pages, lru) {
+		if (vb_encode_pfns(vb->vdev, vb->pfns + frames,
+				   page_to_pfn(page))) {
+			list_move(&page->lru, &refused);
+			continue;
+		}
+		frames += VB_FRAMES_PER_PAGE;
+		taken++;
+	}
+
+	if (!list_empty(&refused)) {
+		atomic_long_add(got - taken, &vb->counters.refused_pfns);
+		dev_warn_ratelimited(&vb->vdev->dev,
+				     "%lu pages above the 16 TiB frame limit not ballooned\n",
+				     got - taken);
+		list_for_each_entry_safe(page, next, &refused, lru) {
+			list_del(&page->lru);
+			__free_page(page);
+		}
+	}
+
+	if (vb_tell_host(vb, vb->inflate_vq, frames)) {
+		list_for_each_entry_safe(page, next, &pages, lru) {
+			list_del(&page->lru);
+			__free_page(page);
+		}
+		return 0;
+	}
+
+	if (!vb->deflate_on_oom) {
+		/* The host has these pages: the guest no longer owns them. */
+		list_for_each_entry(page, &pages, lru)
+			adjust_managed_page_count(page, -1);
+	}
+	balloon_page_list_enqueue(&vb->b_dev_info, &pages);
+
+	vb->num_pages += taken;
+	atomic_long_add(taken, &vb->counters.inflated);
+	if (taken < want)
+		atomic_long_inc(&vb->counters.alloc_short);
+	return taken;
+}
+
+/*
+ * Deflate by up to @want pages, one batch at a time.  Returns the number
+ * of pages given back to the guest; fewer than asked when the balloon is
+ * empty, pages are isolated for migration, or the host failed.
+ */
+unsigned long vb_deflate(struct vballoon *vb, unsigned long want)
+{
+	unsigned long done = 0, n;
+	struct page *page, *next;
+	unsigned int frames;
+	bool tell, told;
+	LIST_HEAD(pages);
+
+	lockdep_assert_held(&vb->lock);
+
+	while (done < want) {
+		n = min_t(unsigned long, want - done, vb->batch_pages);
+		n = balloon_page_list_dequeue(&vb->b_dev_info, &pages, n);
+		if (!n)
+			break;
+
+		frames = 0;
+		list_for_each_entry(page, &pages, lru) {
+			/* Encoded when inflated, so it fits. */
+			vb_encode_pfns(vb->vdev, vb->pfns + frames,
+				       page_to_pfn(page));
+			frames += VB_FRAMES_PER_PAGE;
+		}
+
+		/* A dead device can no longer be told, nor use the pages. */
+		tell = !virtqueue_is_broken(vb->deflate_vq);
+		told = false;
+		if (tell && vb->must_tell_host) {
+			if (vb_tell_host(vb, vb->deflate_vq, frames) &&
+			    !virtqueue_is_broken(vb->deflate_vq)) {
+				/* Not told: the pages stay the host's. */
+				balloon_page_list_enqueue(&vb->b_dev_info,
+							  &pages);
+				break;
+			}
+			told = true;
+		}
+
+		list_for_each_entry_safe(page, next, &pages, lru) {
+			list_del(&page->lru);
+			if (!vb->deflate_on_oom)
+				adjust_managed_page_count(page, 1);
+			put_page(page);
+		}
+
+		/* Without MUST_TELL_HOST the host learns of it afterwards. */
+		if (tell && !told)
+			vb_tell_host(vb, vb->deflate_vq, frames);
+
+		vb->num_pages -= n;
+		done += n;
+		atomic_long_add(n, &vb->counters.deflated);
+	}
+	return done;
+}
+
+/*
+ * Empty the balloon for teardown.  Pages isolated by compaction are off
+ * the list for a moment; drop the lock so migration can finish or put
+ * them back, then try again.
+ */
+void vb_deflate_all(struct vballoon *vb)
+{
+	mutex_lock(&vb->lock);
+	while (vb->num_pages) {
+		if (!vb_deflate(vb, vb->num_pages)) {
+			mutex_unlock(&vb->lock);
+			usleep_range(1000, 2000);
+			mutex_lock(&vb->lock);
+		}
+	}
+	vb_report_actual(vb);
+	mutex_unlock(&vb->lock);
+}
+
+void vb_update_work_fn(struct work_struct *work)
+{
+	struct vballoon *vb = container_of(to_delayed_work(work),
+					   struct vballoon, update_work);
+	unsigned long want, done, delay = 0;
+	long diff;
+
+	mutex_lock(&vb->lock);
+	diff = vb_pages_diff(vb_read_target(vb), vb->num_pages);
+	if (diff > 0) {
+		want = min_t(unsigned long, diff, vb->batch_pages);
+		done = vb_inflate(vb, want);
+		if (done < want) {
+			vb->backoff_ms = vb_next_backoff(vb->backoff_ms);
+			delay = msecs_to_jiffies(vb->backoff_ms);
+		} else {
+			vb->backoff_ms = 0;
+		}
+	} else if (diff < 0) {
+		want = min_t(unsigned long, -diff, vb->batch_pages);
+		done = vb_deflate(vb, want);
+		/* Isolated or unacknowledged pages: try again shortly. */
+		if (done < want)
+			delay = msecs_to_jiffies(VB_BACKOFF_MIN_MS);
+		vb->backoff_ms = 0;
+	}
+	vb_report_actual(vb);
+	mutex_unlock(&vb->lock);
+
+	if (diff)
+		vb_queue_update(vb, delay);
+}
+
+#ifdef CONFIG_BALLOON_COMPACTION
+/*
+ * Compaction wants @page moved to @newpage: give the host @newpage and
+ * take @page back.  Called with both pages locked and @page isolated.
+ */
+static int vb_migratepage(struct balloon_dev_info *info,
+			  struct page *newpage, struct page *page,
+			  enum migrate_mode mode)
+{
+	struct vballoon *vb = container_of(info, struct vballoon, b_dev_info);
+	unsigned long flags;
+
+	/* Inflation or deflation holds the lock for a whole batch. */
+	if (!mutex_trylock(&vb->lock))
+		return -EAGAIN;
+
+	if (vb_encode_pfns(vb->vdev, vb->pfns, page_to_pfn(newpage))) {
+		mutex_unlock(&vb->lock);
+		return -EAGAIN;
+	}
+	if (vb_tell_host(vb, vb->inflate_vq, VB_FRAMES_PER_PAGE)) {
+		mutex_unlock(&vb->lock);
+		return -EAGAIN;
+	}
+
+	get_page(newpage);
+	if (!vb->deflate_on_oom && page_zone(page) != page_zone(newpage)) {
+		adjust_managed_page_count(page, 1);
+		adjust_managed_page_count(newpage, -1);
+	}
+
+	spin_lock_irqsave(&info->pages_lock, flags);
+	balloon_page_insert(info, newpage);
+	info->isolated_pages--;
+	__count_vm_event(BALLOON_MIGRATE);
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+
+	vb_encode_pfns(vb->vdev, vb->pfns, page_to_pfn(page));
+	vb_tell_host(vb, vb->deflate_vq, VB_FRAMES_PER_PAGE);
+	mutex_unlock(&vb->lock);
+
+	atomic_long_inc(&vb->counters.migrated);
+	balloon_page_finalize(page);
+	put_page(page);
+	return MIGRATEPAGE_SUCCESS;
+}
+#endif
+
+void vb_balloon_init(struct vballoon *vb)
+{
+	mutex_init(&vb->lock);
+	init_waitqueue_head(&vb->ack_wq);
+	INIT_DELAYED_WORK(&vb->update_work, vb_update_work_fn);
+	balloon_devinfo_init(&vb->b_dev_info);
+#ifdef CONFIG_BALLOON_COMPACTION
+	vb->b_dev_info.migratepage = vb_migratepage;
+#endif
+}

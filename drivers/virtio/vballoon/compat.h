@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Differences between the kernels vballoon builds against, in one place.
+ * Each is decided by a feature test: the VB_HAVE_* macros are set by the
+ * Makefile in this directory after looking at the kernel's headers
+ * (sparse does not understand __has_include()).
+ */
+#ifndef _VBALLOON_COMPAT_H
+#define _VBALLOON_COMPAT_H
+
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+
+/*
+ * KUnit visibility helpers appeared in 6.2.  Where they are missing (6.1)
+ * there is no KUnit build of vballoon: keep the helpers static.
+ */
+#ifdef VB_HAVE_KUNIT_VISIBILITY
+#include <kunit/visibility.h>
+#elif IS_ENABLED(CONFIG_KUNIT)
+#error "vballoon's KUnit suite needs <kunit/visibility.h> (Linux 6.2 or later)"
+#else
+#define VISIBLE_IF_KUNIT static
+#define EXPORT_SYMBOL_IF_KUNIT vb_no_kunit_export
+#define vb_no_kunit_export(symbol) \
+	static_assert(!__builtin_types_compatible_p(typeof(symbol), void))
+#endif
+
+/* What vballoon needs to know of one virtqueue it asks the transport for. */
+struct vb_vq_spec {
+	const char *name;
+	vq_callback_t *callback;
+};
+
+#define VB_MAX_VQS 3
+
+/*
+ * virtio_find_vqs() takes a struct virtqueue_info array since 6.11 and
+ * separate callback and name arrays before.  VB_HAVE_VIRTQUEUE_INFO is
+ * set by the Makefile when <linux/virtio_config.h> defines the struct.
+ */
+static inline int vb_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
+			      struct virtqueue *vqs[],
+			      const struct vb_vq_spec *spec)
+{
+	unsigned int i;
+#ifdef VB_HAVE_VIRTQUEUE_INFO
+	struct virtqueue_info info[VB_MAX_VQS] = {};
+
+	if (nvqs > VB_MAX_VQS)
+		return -EINVAL;
+	for (i = 0; i < nvqs; i++) {
+		info[i].name = spec[i].name;
+		info[i].callback = spec[i].callback;
+	}
+	return virtio_find_vqs(vdev, nvqs, vqs, info, NULL);
+#else
+	vq_callback_t *callbacks[VB_MAX_VQS];
+	const char *names[VB_MAX_VQS];
+
+	if (nvqs > VB_MAX_VQS)
+		return -EINVAL;
+	for (i = 0; i < nvqs; i++) {
+		names[i] = spec[i].name;
+		callbacks[i] = spec[i].callback;
+	}
+	return virtio_find_vqs(vdev, nvqs, vqs, callbacks, names, NULL);
+#endif
+}
+
+#endif /* _VBALLOON_COMPAT_H */

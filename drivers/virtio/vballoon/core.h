@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * vballoon: state shared between the files of the driver.
+ *
+ * One struct vballoon exists per bound device; nothing is global except
+ * the module parameters, which are copied into it at probe time.
+ */
+#ifndef _VBALLOON_CORE_H
+#define _VBALLOON_CORE_H
+
+#include <linux/atomic.h>
+#include <linux/balloon_compaction.h>
+#include <linux/mutex.h>
+#include <linux/notifier.h>
+#include <linux/spinlock.h>
+#include <linux/vballoon_virtio.h>
+#include <linux/virtio.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+
+#include "compat.h"
+
+/* Balloon (4 KiB) frames per guest page. */
+#define VB_FRAMES_PER_PAGE	(PAGE_SIZE >> VBALLOON_PFN_SHIFT)
+
+/* Order of the blocks inflation tries first: 2 MiB, a host huge page. */
+#define VB_BLOCK_ORDER		(21 - PAGE_SHIFT)
+#define VB_BLOCK_PAGES		BIT(VB_BLOCK_ORDER)
+
+/* Limits of the batch_pages parameter, in guest pages. */
+#define VB_BATCH_MIN		1U
+#define VB_BATCH_MAX		32768U
+#define VB_BATCH_DEFAULT	4096U
+
+/* Limits of the oom_pages parameter, in guest pages. */
+#define VB_OOM_MIN		1U
+#define VB_OOM_MAX		VB_BATCH_MAX
+#define VB_OOM_DEFAULT		1024U
+
+/* Retry delays after an allocation shortfall, in milliseconds. */
+#define VB_BACKOFF_MIN_MS	10U
+#define VB_BACKOFF_MAX_MS	2000U
+
+/* Event counters, readable without locks through debugfs. */
+struct vb_counters {
+	atomic_long_t inflated;		/* pages given to the host */
+	atomic_long_t deflated;		/* pages taken back from the host */
+	atomic_long_t oom_released;	/* pages released by the OOM notifier */
+	atomic_long_t oom_events;	/* OOM notifier calls that released */
+	atomic_long_t blocks;		/* 2 MiB blocks inflated whole */
+	atomic_long_t alloc_short;	/* inflate rounds that fell short */
+	atomic_long_t requests;		/* inflate + deflate requests sent */
+	atomic_long_t migrated;		/* pages moved by compaction */
+	atomic_long_t refused_pfns;	/* pages whose frame does not fit 32 bits */
+	atomic_long_t stats_requests;	/* statistics requests answered */
+};
+
+struct vballoon {
+	struct virtio_device *vdev;
+
+	/*
+	 * Negotiated once at probe (and again at restore, with the device
+	 * quiesced); read-only while work can run.
+	 */
+	bool must_tell_host;
+	bool deflate_on_oom;
+	bool has_stats;
+	unsigned int batch_pages;	/* pages per inflate/deflate request */
+	unsigned int oom_pages;		/* pages released per OOM call */
+	bool huge_blocks;		/* try 2 MiB blocks first */
+
+	/* @stopping is protected by @stop_lock; set to stop re-queueing. */
+	spinlock_t stop_lock;
+	bool stopping;
+
+	/* Woken by the inflate and deflate virtqueue callbacks. */
+	wait_queue_head_t ack_wq;
+
+	/* Moves the balloon toward the host's target, one batch a run. */
+	struct delayed_work update_work;
+
+	/*
+	 * @lock serialises everything that changes the balloon: the
+	 * inflate and deflate virtqueues, @pfns, @num_pages, @backoff_ms.
+	 * Taken by the update work, the OOM notifier, the migration
+	 * callback (trylock) and device teardown.
+	 */
+	struct mutex lock;
+	struct virtqueue *inflate_vq;	/* protected by @lock */
+	struct virtqueue *deflate_vq;	/* protected by @lock */
+	__virtio32 *pfns;		/* protected by @lock */
+	unsigned long num_pages;	/* protected by @lock; READ_ONCE outside */
+	unsigned int backoff_ms;	/* protected by @lock */
+
+	/* Has its own pages_lock; the page list of the balloon. */
+	struct balloon_dev_info b_dev_info;
+
+	/*
+	 * @stats_lock protects the statistics virtqueue and its buffer.
+	 * Only the stats work and (un)prime at probe/teardown touch them.
+	 */
+	struct mutex stats_lock;
+	struct work_struct stats_work;
+	struct virtqueue *stats_vq;	/* protected by @stats_lock */
+	struct vballoon_stat *stats;	/* protected by @stats_lock */
+	unsigned long *events;		/* protected by @stats_lock */
+
+	struct notifier_block oom_nb;
+	bool oom_registered;		/* set and read by probe/teardown only */
+
+	struct vb_counters counters;
+	struct dentry *debugfs;
+};
+
+/* Module parameters (main.c), copied into each device at probe. */
+extern unsigned int vb_param_batch_pages;
+extern unsigned int vb_param_oom_pages;
+extern bool vb_param_huge_blocks;
+
+/*
+ * Pure helpers: static unless KUnit is on, then exported to the KUnit
+ * suite (tests/kunit) through EXPORT_SYMBOL_IF_KUNIT.
+ */
+struct sysinfo;
+
+#if IS_ENABLED(CONFIG_KUNIT)
+unsigned long vb_target_pages(u32 num_frames);
+u32 vb_actual_frames(unsigned long pages);
+long vb_pages_diff(unsigned long target, unsigned long current_pages);
+int vb_encode_pfns(struct virtio_device *vdev, __virtio32 *out,
+		   unsigned long pfn);
+unsigned int vb_next_backoff(unsigned int backoff_ms);
+unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
+			    unsigned int hi, unsigned int dflt);
+void vb_stats_collect(u64 vals[VBALLOON_S_NR], const unsigned long *events,
+		      const struct sysinfo *si, unsigned long avail_pages,
+		      unsigned long cache_pages);
+unsigned int vb_stats_encode(struct virtio_device *vdev,
+			     struct vballoon_stat *out,
+			     const u64 vals[VBALLOON_S_NR]);
+#endif
+
+/* balloon.c */
+void vb_balloon_init(struct vballoon *vb);
+void vb_update_work_fn(struct work_struct *work);
+void vb_queue_update(struct vballoon *vb, unsigned long delay);
+unsigned long vb_deflate(struct vballoon *vb, unsigned long want);
+void vb_deflate_all(struct vballoon *vb);
+void vb_report_actual(struct vballoon *vb);
+unsigned long vb_read_target(struct vballoon *vb);
+void vb_ack_callback(struct virtqueue *vq);
+
+/* stats.c */
+int vb_stats_init(struct vballoon *vb);
+void vb_stats_free(struct vballoon *vb);
+void vb_stats_prime(struct vballoon *vb);
+void vb_stats_callback(struct virtqueue *vq);
+void vb_stats_work_fn(struct work_struct *work);
+
+/* oom.c */
+int vb_oom_register(struct vballoon *vb);
+void vb_oom_unregister(struct vballoon *vb);
+unsigned long vb_oom_release(struct vballoon *vb);
+
+/* debugfs.c */
+void vb_debugfs_add(struct vballoon *vb);
+void vb_debugfs_remove(struct vballoon *vb);
+void vb_debugfs_init(void);
+void vb_debugfs_exit(void);
+
+#endif /* _VBALLOON_CORE_H */

@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vballoon: a virtio memory balloon driver.
+ *
+ * This file binds devices: feature negotiation, virtqueues, probe and
+ * teardown, suspend and resume, and the module's parameters.
+ */
+
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
+#include <linux/virtio_ids.h>
+
+#include "core.h"
+
+unsigned int vb_param_batch_pages = VB_BATCH_DEFAULT;
+module_param_named(batch_pages, vb_param_batch_pages, uint, 0644);
+MODULE_PARM_DESC(batch_pages,
+		 "Guest pages per inflate/deflate request (1-32768, default 4096)");
+
+unsigned int vb_param_oom_pages = VB_OOM_DEFAULT;
+module_param_named(oom_pages, vb_param_oom_pages, uint, 0644);
+MODULE_PARM_DESC(oom_pages,
+		 "Guest pages released per out-of-memory notification (1-32768, default 1024)");
+
+bool vb_param_huge_blocks = true;
+module_param_named(huge_blocks, vb_param_huge_blocks, bool, 0644);
+MODULE_PARM_DESC(huge_blocks,
+		 "Inflate with 2 MiB blocks first, falling back to single pages (default on)");
+
+/* @val if within [@lo, @hi], else @dflt. */
+VISIBLE_IF_KUNIT unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
+					     unsigned int hi, unsigned int dflt)
+{
+	return (val < lo || val > hi) ? dflt : val;
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_clamp_param);
+
+static void vb_read_params(struct vballoon *vb)
+{
+	unsigned int batch = READ_ONCE(vb_param_batch_pages);
+	unsigned int oom = READ_ONCE(vb_param_oom_pages);
+
+	vb->batch_pages = vb_clamp_param(batch, VB_BATCH_MIN, VB_BATCH_MAX,
+					 VB_BATCH_DEFAULT);
+	if (vb->batch_pages != batch)
+		dev_warn(&vb->vdev->dev,
+			 "batch_pages=%u out of range %u-%u, using %u\n",
+			 batch, VB_BATCH_MIN, VB_BATCH_MAX, vb->batch_pages);
+	vb->oom_pages = vb_clamp_param(oom, VB_OOM_MIN, VB_OOM_MAX,
+				       VB_OOM_DEFAULT);
+	if (vb->oom_pages != oom)
+		dev_warn(&vb->vdev->dev,
+			 "oom_pages=%u out of range %u-%u, using %u\n",
+			 oom, VB_OOM_MIN, VB_OOM_MAX, vb->oom_pages);
+	vb->huge_blocks = READ_ONCE(vb_param_huge_blocks);
+}
+
+static void vb_read_features(struct vballoon *vb)
+{
+	struct virtio_device *vdev = vb->vdev;
+
+	vb->must_tell_host = virtio_has_feature(vdev,
+						VBALLOON_F_MUST_TELL_HOST);
+	vb->has_stats = virtio_has_feature(vdev, VBALLOON_F_STATS_VQ);
+	vb->deflate_on_oom = virtio_has_feature(vdev,
+						VBALLOON_F_DEFLATE_ON_OOM);
+}
+
+static int vb_init_vqs(struct vballoon *vb)
+{
+	static const struct vb_vq_spec spec[VB_MAX_VQS] = {
+		[VBALLOON_VQ_INFLATE] = { "inflate", vb_ack_callback },
+		[VBALLOON_VQ_DEFLATE] = { "deflate", vb_ack_callback },
+		[VBALLOON_VQ_STATS] = { "stats", vb_stats_callback },
+	};
+	struct virtqueue *vqs[VB_MAX_VQS] = {};
+	unsigned int nvqs = vb->has_stats ? 3 : 2;
+	int err;
+
+	err = vb_find_vqs(vb->vdev, nvqs, vqs, spec);
+	if (err)
+		return err;
+
+	vb->inflate_vq = vqs[VBALLOON_VQ_INFLATE];
+	vb->deflate_vq = vqs[VBALLOON_VQ_DEFLATE];
+	vb->stats_vq = vqs[VBALLOON_VQ_STATS];
+	return 0;
+}
+
+static void vb_del_vqs(struct vballoon *vb)
+{
+	vb->vdev->config->del_vqs(vb->vdev);
+	vb->inflate_vq = NULL;
+	vb->deflate_vq = NULL;
+	vb->stats_vq = NULL;
+}
+
+/* Let the work items run again and bring the device to life. */
+static void vb_start(struct vballoon *vb)
+{
+	unsigned long flags;
+
+	vb_stats_prime(vb);
+	spin_lock_irqsave(&vb->stop_lock, flags);
+	vb->stopping = false;
+	spin_unlock_irqrestore(&vb->stop_lock, flags);
+
+	virtio_device_ready(vb->vdev);
+
+	if (vb->has_stats)
+		queue_work(system_freezable_wq, &vb->stats_work);
+	vb_queue_update(vb, 0);
+}
+
+/*
+ * Quiesce: no new work, none running, every page back with the guest,
+ * the device reset and its queues gone.
+ */
+static void vb_stop(struct vballoon *vb)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vb->stop_lock, flags);
+	vb->stopping = true;
+	spin_unlock_irqrestore(&vb->stop_lock, flags);
+
+	vb_oom_unregister(vb);
+	cancel_delayed_work_sync(&vb->update_work);
+	cancel_work_sync(&vb->stats_work);
+
+	vb_deflate_all(vb);
+
+	virtio_reset_device(vb->vdev);
+	vb_del_vqs(vb);
+}
+
+static void vb_config_changed(struct virtio_device *vdev)
+{
+	struct vballoon *vb = vdev->priv;
+
+	vb_queue_update(vb, 0);
+}
+
+static int vb_probe(struct virtio_device *vdev)
+{
+	struct vballoon *vb;
+	int err;
+
+	if (!vdev->config->get) {
+		dev_err(&vdev->dev, "transport cannot read configuration\n");
+		return -EINVAL;
+	}
+
+	vb = kzalloc(sizeof(*vb), GFP_KERNEL);
+	if (!vb)
+		return -ENOMEM;
+	vb->vdev = vdev;
+	vdev->priv = vb;
+
+	spin_lock_init(&vb->stop_lock);
+	vb->stopping = true;
+	vb_read_params(vb);
+	vb_read_features(vb);
+	vb_balloon_init(vb);
+
+	vb->pfns = kmalloc_array((size_t)vb->batch_pages * VB_FRAMES_PER_PAGE,
+				 sizeof(*vb->pfns), GFP_KERNEL);
+	if (!vb->pfns) {
+		err = -ENOMEM;
+		goto err_free_vb;
+	}
+
+	err = vb_stats_init(vb);
+	if (err)
+		goto err_free_pfns;
+
+	err = vb_init_vqs(vb);
+	if (err) {
+		dev_err(&vdev->dev, "cannot set up virtqueues: %d\n", err);
+		goto err_free_stats;
+	}
+
+	err = vb_oom_register(vb);
+	if (err) {
+		dev_err(&vdev->dev, "cannot register OOM notifier: %d\n", err);
+		goto err_del_vqs;
+	}
+
+	vb_debugfs_add(vb);
+	vb_start(vb);
+
+	dev_info(&vdev->dev,
+		 "vballoon ready: must-tell-host %s, stats %s, deflate-on-oom %s, %u pages per request\n",
+		 str_on_off(vb->must_tell_host), str_on_off(vb->has_stats),
+		 str_on_off(vb->deflate_on_oom), vb->batch_pages);
+	return 0;
+
+err_del_vqs:
+	virtio_reset_device(vdev);
+	vb_del_vqs(vb);
+err_free_stats:
+	vb_stats_free(vb);
+err_free_pfns:
+	kfree(vb->pfns);
+err_free_vb:
+	vdev->priv = NULL;
+	kfree(vb);
+	return err;
+}
+
+static void vb_remove(struct virtio_device *vdev)
+{
+	struct vballoon *vb = vdev->priv;
+
+	vb_stop(vb);
+	vb_debugfs_remove(vb);
+	vb_stats_free(vb);
+	kfree(vb->pfns);
+	vdev->priv = NULL;
+	kfree(vb);
+}
+
+#ifdef CONFIG_PM_SLEEP
+static int vb_freeze(struct virtio_device *vdev)
+{
+	vb_stop(vdev->priv);
+	return 0;
+}
+
+static int vb_restore(struct virtio_device *vdev)
+{
+	struct vballoon *vb = vdev->priv;
+	int err;
+
+	err = vb_init_vqs(vb);
+	if (err) {
+		dev_err(&vdev->dev, "cannot restore virtqueues: %d\n", err);
+		return err;
+	}
+	err = vb_oom_register(vb);
+	if (err) {
+		dev_err(&vdev->dev, "cannot register OOM notifier: %d\n", err);
+		goto err_del_vqs;
+	}
+	vb_start(vb);
+	return 0;
+
+err_del_vqs:
+	virtio_reset_device(vdev);
+	vb_del_vqs(vb);
+	return err;
+}
+#endif
+
+static int vb_validate(struct virtio_device *vdev)
+{
+	/* Hinting, poisoning and reporting are not offered: do not accept. */
+	__virtio_clear_bit(vdev, VBALLOON_F_FREE_PAGE_HINT);
+	__virtio_clear_bit(vdev, VBALLOON_F_PAGE_POISON);
+	__virtio_clear_bit(vdev, VBALLOON_F_REPORTING);
+	return 0;
+}
+
+static const struct virtio_device_id vb_id_table[] = {
+	{ VIRTIO_ID_BALLOON, VIRTIO_DEV_ANY_ID },
+	{ 0 },
+};
+MODULE_DEVICE_TABLE(virtio, vb_id_table);
+
+static unsigned int vb_features[] = {
+	VBALLOON_F_MUST_TELL_HOST,
+	VBALLOON_F_STATS_VQ,
+	VBALLOON_F_DEFLATE_ON_OOM,
+};
+
+static struct virtio_driver vb_driver = {
+	.feature_table = vb_features,
+	.feature_table_size = ARRAY_SIZE(vb_features),
+	.driver.name = KBUILD_MODNAME,
+	.id_table = vb_id_table,
+	.validate = vb_validate,
+	.probe = vb_probe,
+	.remove = vb_remove,
+	.config_changed = vb_config_changed,
+#ifdef CONFIG_PM_SLEEP
+	.freeze = vb_freeze,
+	.restore = vb_restore,
+#endif
+};
+
+static int __init vb_init(void)
+{
+	int err;
+
+	vb_debugfs_init();
+	err = register_virtio_driver(&vb_driver);
+	if (err)
+		goto err_debugfs;
+	return 0;
+
+err_debugfs:
+	vb_debugfs_exit();
+	return err;
+}
+
+static void __exit vb_exit(void)
+{
+	unregister_virtio_driver(&vb_driver);
+	vb_debugfs_exit();
+}
+
+module_init(vb_init);
+module_exit(vb_exit);
+
+MODULE_DESCRIPTION("Virtio memory balloon driver with batched, block-aware inflation");
+MODULE_LICENSE("GPL");
