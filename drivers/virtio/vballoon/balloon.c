@@ -62,13 +62,16 @@ EXPORT_SYMBOL_IF_KUNIT(vb_pages_diff);
 VISIBLE_IF_KUNIT int vb_encode_pfns(struct virtio_device *vdev,
 				    __virtio32 *out, unsigned long pfn)
 {
-	u64 first = (u64)pfn << (PAGE_SHIFT - VBALLOON_PFN_SHIFT);
+	const unsigned int shift = PAGE_SHIFT - VBALLOON_PFN_SHIFT;
+	u32 first;
 	unsigned int i;
 
-	if (first + VB_FRAMES_PER_PAGE - 1 > U32_MAX)
+	/* Checked before shifting, so no bits can be lost on the way. */
+	if (pfn > (U32_MAX >> shift))
 		return -ERANGE;
+	first = (u32)pfn << shift;
 	for (i = 0; i < VB_FRAMES_PER_PAGE; i++)
-		out[i] = cpu_to_virtio32(vdev, (u32)(first + i));
+		out[i] = cpu_to_virtio32(vdev, first + i);
 	return 0;
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_encode_pfns);

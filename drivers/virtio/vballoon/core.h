@@ -132,6 +132,8 @@ int vb_encode_pfns(struct virtio_device *vdev, __virtio32 *out,
 unsigned int vb_next_backoff(unsigned int backoff_ms);
 unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
 			    unsigned int hi, unsigned int dflt);
+unsigned long vb_oom_quota(unsigned long balloon_pages,
+			   unsigned int oom_pages);
 void vb_stats_collect(u64 vals[VBALLOON_S_NR], const unsigned long *events,
 		      const struct sysinfo *si, unsigned long avail_pages,
 		      unsigned long cache_pages);

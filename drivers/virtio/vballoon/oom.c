@@ -14,13 +14,20 @@
 
 #include "core.h"
 
+/* Pages one OOM notification takes out of a balloon of @balloon_pages. */
+VISIBLE_IF_KUNIT unsigned long vb_oom_quota(unsigned long balloon_pages,
+					    unsigned int oom_pages)
+{
+	return min_t(unsigned long, balloon_pages, oom_pages);
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_oom_quota);
+
 unsigned long vb_oom_release(struct vballoon *vb)
 {
 	unsigned long freed;
 
 	mutex_lock(&vb->lock);
-	freed = vb_deflate(vb, min_t(unsigned long, vb->num_pages,
-				     vb->oom_pages));
+	freed = vb_deflate(vb, vb_oom_quota(vb->num_pages, vb->oom_pages));
 	vb_report_actual(vb);
 	mutex_unlock(&vb->lock);
 

@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * KUnit suite for vballoon's device-independent logic.  It reaches the
+ * driver only through symbols exported with EXPORT_SYMBOL_IF_KUNIT.
+ */
+
+#include <kunit/test.h>
+#include <linux/bits.h>
+#include <linux/limits.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/virtio_config.h>
+#include <linux/vmstat.h>
+
+#include "core.h"
+
+MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
+
+/* A device that negotiated VIRTIO_F_VERSION_1 (little-endian) or not. */
+static void vbt_init_vdev(struct virtio_device *vdev, bool modern)
+{
+	memset(vdev, 0, sizeof(*vdev));
+	if (modern)
+		vdev->features = BIT_ULL(VIRTIO_F_VERSION_1);
+}
+
+/* ---- target and size arithmetic ---- */
+
+static void vbt_target_zero(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_target_pages(0), 0UL);
+}
+
+static void vbt_target_whole_pages(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_target_pages(VB_FRAMES_PER_PAGE * 1000),
+			1000UL);
+}
+
+static void vbt_target_rounds_up(struct kunit *test)
+{
+	u32 frames = VB_FRAMES_PER_PAGE * 7 + 1;
+	unsigned long pages = vb_target_pages(frames);
+
+	/* A partial guest page counts as a whole one: never below target. */
+	KUNIT_EXPECT_GE(test, (u64)pages * VB_FRAMES_PER_PAGE, (u64)frames);
+	KUNIT_EXPECT_LT(test, (u64)pages * VB_FRAMES_PER_PAGE,
+			(u64)frames + VB_FRAMES_PER_PAGE);
+}
+
+static void vbt_target_stable(struct kunit *test)
+{
+	u32 frames = 123457;
+	unsigned long pages = vb_target_pages(frames);
+
+	/* Reporting what we hold and reading it back must not drift. */
+	KUNIT_EXPECT_EQ(test, vb_target_pages(vb_actual_frames(pages)), pages);
+}
+
+static void vbt_target_u32_max_no_wrap(struct kunit *test)
+{
+	/* 16 TiB target, far above any guest: must not wrap to small. */
+	unsigned long pages = vb_target_pages(U32_MAX);
+
+	KUNIT_EXPECT_EQ(test, (u64)pages,
+			DIV_ROUND_UP_ULL((u64)U32_MAX, VB_FRAMES_PER_PAGE));
+	KUNIT_EXPECT_GT(test, vb_pages_diff(pages, totalram_pages()), 0L);
+}
+
+static void vbt_actual_zero(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_actual_frames(0), 0U);
+}
+
+static void vbt_actual_scales(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_actual_frames(1000),
+			(u32)(1000 * VB_FRAMES_PER_PAGE));
+}
+
+static void vbt_actual_saturates(struct kunit *test)
+{
+	/* More than 32 bits of frames is reported as the maximum, not wrapped. */
+	KUNIT_EXPECT_EQ(test, vb_actual_frames(ULONG_MAX), U32_MAX);
+	KUNIT_EXPECT_EQ(test,
+			vb_actual_frames((unsigned long)(U32_MAX /
+							 VB_FRAMES_PER_PAGE) + 1),
+			U32_MAX);
+}
+
+static void vbt_diff_inflate(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_pages_diff(300, 100), 200L);
+}
+
+static void vbt_diff_deflate(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_pages_diff(100, 300), -200L);
+}
+
+static void vbt_diff_settled(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_pages_diff(4242, 4242), 0L);
+}
+
+static void vbt_diff_extremes(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_pages_diff(ULONG_MAX, 0), LONG_MAX);
+	KUNIT_EXPECT_EQ(test, vb_pages_diff(0, ULONG_MAX), -LONG_MAX);
+}
+
+/* ---- frame numbers on the inflate/deflate queues ---- */
+
+static void vbt_pfn_modern_le(struct kunit *test)
+{
+	struct virtio_device vdev;
+	__virtio32 out[VB_FRAMES_PER_PAGE];
+	u32 first = 0x12345 << (PAGE_SHIFT - VBALLOON_PFN_SHIFT);
+	__le32 le;
+
+	vbt_init_vdev(&vdev, true);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, 0x12345), 0);
+	le = cpu_to_le32(first);
+	KUNIT_EXPECT_EQ(test, memcmp(&out[0], &le, sizeof(le)), 0);
+}
+
+static void vbt_pfn_legacy_native(struct kunit *test)
+{
+	struct virtio_device vdev;
+	__virtio32 out[VB_FRAMES_PER_PAGE];
+
+	vbt_init_vdev(&vdev, false);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, 77), 0);
+	KUNIT_EXPECT_EQ(test, virtio32_to_cpu(&vdev, out[0]),
+			(u32)(77 << (PAGE_SHIFT - VBALLOON_PFN_SHIFT)));
+}
+
+static void vbt_pfn_frames_consecutive(struct kunit *test)
+{
+	struct virtio_device vdev;
+	__virtio32 out[VB_FRAMES_PER_PAGE];
+	unsigned int i;
+	u32 first;
+
+	vbt_init_vdev(&vdev, true);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, 4096), 0);
+	first = virtio32_to_cpu(&vdev, out[0]);
+	for (i = 0; i < VB_FRAMES_PER_PAGE; i++)
+		KUNIT_EXPECT_EQ(test, virtio32_to_cpu(&vdev, out[i]), first + i);
+}
+
+static void vbt_pfn_zero(struct kunit *test)
+{
+	struct virtio_device vdev;
+	__virtio32 out[VB_FRAMES_PER_PAGE];
+
+	vbt_init_vdev(&vdev, true);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, 0), 0);
+	KUNIT_EXPECT_EQ(test, virtio32_to_cpu(&vdev, out[0]), 0U);
+}
+
+static void vbt_pfn_last_that_fits(struct kunit *test)
+{
+	const unsigned int shift = PAGE_SHIFT - VBALLOON_PFN_SHIFT;
+	unsigned long pfn = U32_MAX >> shift;
+	struct virtio_device vdev;
+	__virtio32 out[VB_FRAMES_PER_PAGE];
+
+	vbt_init_vdev(&vdev, true);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, pfn), 0);
+	KUNIT_EXPECT_EQ(test,
+			virtio32_to_cpu(&vdev, out[VB_FRAMES_PER_PAGE - 1]),
+			U32_MAX);
+}
+
+static void vbt_pfn_too_big_refused(struct kunit *test)
+{
+	const unsigned int shift = PAGE_SHIFT - VBALLOON_PFN_SHIFT;
+	struct virtio_device vdev;
+	__virtio32 out[VB_FRAMES_PER_PAGE];
+	__virtio32 sentinel;
+
+	vbt_init_vdev(&vdev, true);
+	memset(out, 0xa5, sizeof(out));
+	memcpy(&sentinel, out, sizeof(sentinel));
+	/* One page above what 32-bit frame numbers reach: refuse, untouched. */
+	KUNIT_EXPECT_EQ(test,
+			vb_encode_pfns(&vdev, out, (U32_MAX >> shift) + 1UL),
+			-ERANGE);
+	KUNIT_EXPECT_EQ(test, memcmp(&out[0], &sentinel, sizeof(sentinel)), 0);
+}
+
+static void vbt_pfn_huge_refused(struct kunit *test)
+{
+	struct virtio_device vdev;
+	__virtio32 out[VB_FRAMES_PER_PAGE];
+
+	vbt_init_vdev(&vdev, true);
+	/* Would become a small number if truncated: must be refused. */
+	KUNIT_EXPECT_EQ(test, vb_encode_pfns(&vdev, out, ULONG_MAX), -ERANGE);
+	KUNIT_EXPECT_EQ(test,
+			vb_encode_pfns(&vdev, out, (unsigned long)BIT_ULL(32) | 5),
+			-ERANGE);
+}
+
+/* ---- statistics ---- */
+
+static void vbt_stat_layout(struct kunit *test)
+{
+	/* 2-byte tag and 8-byte value, packed, as the device reads them. */
+	KUNIT_EXPECT_EQ(test, sizeof(struct vballoon_stat), (size_t)10);
+	KUNIT_EXPECT_EQ(test, VBALLOON_S_NR, 16);
+}
+
+static void vbt_stats_encode_tags(struct kunit *test)
+{
+	struct vballoon_stat out[VBALLOON_S_NR];
+	u64 vals[VBALLOON_S_NR] = {};
+	struct virtio_device vdev;
+	unsigned int i;
+
+	vbt_init_vdev(&vdev, true);
+	KUNIT_ASSERT_EQ(test, vb_stats_encode(&vdev, out, vals),
+			(unsigned int)VBALLOON_S_NR);
+	for (i = 0; i < VBALLOON_S_NR; i++)
+		KUNIT_EXPECT_EQ(test, virtio16_to_cpu(&vdev, out[i].tag), (u16)i);
+}
+
+static void vbt_stats_encode_le(struct kunit *test)
+{
+	struct vballoon_stat out[VBALLOON_S_NR];
+	u64 vals[VBALLOON_S_NR];
+	struct virtio_device vdev;
+	__le64 le_val;
+	__le16 le_tag;
+	unsigned int i;
+
+	for (i = 0; i < VBALLOON_S_NR; i++)
+		vals[i] = 0x0102030405060708ULL + i;
+	vbt_init_vdev(&vdev, true);
+	vb_stats_encode(&vdev, out, vals);
+	for (i = 0; i < VBALLOON_S_NR; i++) {
+		le_tag = cpu_to_le16(i);
+		le_val = cpu_to_le64(vals[i]);
+		KUNIT_EXPECT_EQ(test, memcmp(&out[i].tag, &le_tag, 2), 0);
+		KUNIT_EXPECT_EQ(test, memcmp(&out[i].val, &le_val, 8), 0);
+	}
+}
+
+/* Collect from a synthetic snapshot where every event counter is known. */
+static void vbt_collect(struct kunit *test, u64 vals[VBALLOON_S_NR],
+			unsigned long **events_out)
+{
+	unsigned long *events;
+	struct sysinfo si = {};
+	int i;
+
+	events = kunit_kcalloc(test, NR_VM_EVENT_ITEMS, sizeof(*events),
+			       GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, events);
+	for (i = 0; i < NR_VM_EVENT_ITEMS; i++)
+		events[i] = 1000 + i;
+	si.totalram = 5000;
+	si.freeram = 3000;
+	si.mem_unit = PAGE_SIZE;
+	vb_stats_collect(vals, events, &si, 2500, 700);
+	*events_out = events;
+}
+
+static void vbt_stats_swap_bytes(struct kunit *test)
+{
+	u64 vals[VBALLOON_S_NR];
+	unsigned long *ev;
+
+	vbt_collect(test, vals, &ev);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_SWAP_IN],
+			(u64)ev[PSWPIN] * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_SWAP_OUT],
+			(u64)ev[PSWPOUT] * PAGE_SIZE);
+}
+
+static void vbt_stats_fault_counts(struct kunit *test)
+{
+	u64 vals[VBALLOON_S_NR];
+	unsigned long *ev;
+
+	vbt_collect(test, vals, &ev);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_MAJFLT], (u64)ev[PGMAJFAULT]);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_MINFLT], (u64)ev[PGFAULT]);
+}
+
+static void vbt_stats_memory_bytes(struct kunit *test)
+{
+	u64 vals[VBALLOON_S_NR];
+	unsigned long *ev;
+
+	vbt_collect(test, vals, &ev);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_MEMFREE], 3000ULL * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_MEMTOT], 5000ULL * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_AVAIL], 2500ULL * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_CACHES], 700ULL * PAGE_SIZE);
+}
+
+static void vbt_stats_hugetlb_counts(struct kunit *test)
+{
+	u64 vals[VBALLOON_S_NR];
+	unsigned long *ev;
+
+	vbt_collect(test, vals, &ev);
+#ifdef CONFIG_HUGETLB_PAGE
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_HTLB_PGALLOC],
+			(u64)ev[HTLB_BUDDY_PGALLOC]);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_HTLB_PGFAIL],
+			(u64)ev[HTLB_BUDDY_PGALLOC_FAIL]);
+#else
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_HTLB_PGALLOC], 0ULL);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_HTLB_PGFAIL], 0ULL);
+#endif
+}
+
+static void vbt_stats_oom_kill_count(struct kunit *test)
+{
+	u64 vals[VBALLOON_S_NR];
+	unsigned long *ev;
+
+	vbt_collect(test, vals, &ev);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_OOM_KILL], (u64)ev[OOM_KILL]);
+}
+
+static void vbt_stats_alloc_stall_sum(struct kunit *test)
+{
+	u64 vals[VBALLOON_S_NR], want = 0;
+	unsigned long *ev;
+	int zid;
+
+	vbt_collect(test, vals, &ev);
+	for (zid = 0; zid < MAX_NR_ZONES; zid++)
+		want += ev[ALLOCSTALL_NORMAL - ZONE_NORMAL + zid];
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_ALLOC_STALL], want);
+	/* Every zone contributes, so the sum exceeds any single zone. */
+	KUNIT_EXPECT_GT(test, vals[VBALLOON_S_ALLOC_STALL],
+			(u64)ev[ALLOCSTALL_NORMAL]);
+}
+
+static void vbt_stats_scan_reclaim_bytes(struct kunit *test)
+{
+	u64 vals[VBALLOON_S_NR];
+	unsigned long *ev;
+
+	vbt_collect(test, vals, &ev);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_ASYNC_SCAN],
+			(u64)ev[PGSCAN_KSWAPD] * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_DIRECT_SCAN],
+			(u64)ev[PGSCAN_DIRECT] * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_ASYNC_RECLAIM],
+			(u64)ev[PGSTEAL_KSWAPD] * PAGE_SIZE);
+	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_DIRECT_RECLAIM],
+			(u64)ev[PGSTEAL_DIRECT] * PAGE_SIZE);
+}
+
+/* ---- OOM notifier accounting ---- */
+
+static void vbt_oom_quota_bounded(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_oom_quota(100000, 1024), 1024UL);
+}
+
+static void vbt_oom_quota_small_balloon(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_oom_quota(5, 1024), 5UL);
+}
+
+static void vbt_oom_quota_empty(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_oom_quota(0, 1024), 0UL);
+}
+
+static void vbt_oom_quota_drains(struct kunit *test)
+{
+	unsigned long balloon = 2500, calls = 0, q;
+
+	/* Repeated notifications empty the balloon in bounded steps. */
+	while ((q = vb_oom_quota(balloon, 1024)) != 0) {
+		KUNIT_EXPECT_LE(test, q, 1024UL);
+		balloon -= q;
+		calls++;
+	}
+	KUNIT_EXPECT_EQ(test, calls, 3UL);
+}
+
+/* ---- parameters and back-off ---- */
+
+static void vbt_param_in_range(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_clamp_param(512, VB_BATCH_MIN, VB_BATCH_MAX,
+					     VB_BATCH_DEFAULT), 512U);
+}
+
+static void vbt_param_edges(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_clamp_param(VB_BATCH_MIN, VB_BATCH_MIN,
+					     VB_BATCH_MAX, VB_BATCH_DEFAULT),
+			VB_BATCH_MIN);
+	KUNIT_EXPECT_EQ(test, vb_clamp_param(VB_BATCH_MAX, VB_BATCH_MIN,
+					     VB_BATCH_MAX, VB_BATCH_DEFAULT),
+			VB_BATCH_MAX);
+}
+
+static void vbt_param_out_of_range(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_clamp_param(0, VB_BATCH_MIN, VB_BATCH_MAX,
+					     VB_BATCH_DEFAULT), VB_BATCH_DEFAULT);
+	KUNIT_EXPECT_EQ(test, vb_clamp_param(VB_BATCH_MAX + 1, VB_BATCH_MIN,
+					     VB_BATCH_MAX, VB_BATCH_DEFAULT),
+			VB_BATCH_DEFAULT);
+	KUNIT_EXPECT_EQ(test, vb_clamp_param(UINT_MAX, VB_OOM_MIN, VB_OOM_MAX,
+					     VB_OOM_DEFAULT), VB_OOM_DEFAULT);
+}
+
+static void vbt_backoff_starts_small(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_next_backoff(0), VB_BACKOFF_MIN_MS);
+}
+
+static void vbt_backoff_grows_and_caps(struct kunit *test)
+{
+	unsigned int b = 0, prev = 0, steps = 0;
+
+	while (b < VB_BACKOFF_MAX_MS && steps < 64) {
+		b = vb_next_backoff(b);
+		KUNIT_EXPECT_GT(test, b, prev);
+		prev = b;
+		steps++;
+	}
+	KUNIT_EXPECT_EQ(test, b, VB_BACKOFF_MAX_MS);
+	KUNIT_EXPECT_LT(test, steps, 16U);
+	KUNIT_EXPECT_EQ(test, vb_next_backoff(VB_BACKOFF_MAX_MS),
+			VB_BACKOFF_MAX_MS);
+	KUNIT_EXPECT_EQ(test, vb_next_backoff(UINT_MAX), VB_BACKOFF_MAX_MS);
+}
+
+static struct kunit_case vballoon_cases[] = {
+	KUNIT_CASE(vbt_target_zero),
+	KUNIT_CASE(vbt_target_whole_pages),
+	KUNIT_CASE(vbt_target_rounds_up),
+	KUNIT_CASE(vbt_target_stable),
+	KUNIT_CASE(vbt_target_u32_max_no_wrap),
+	KUNIT_CASE(vbt_actual_zero),
+	KUNIT_CASE(vbt_actual_scales),
+	KUNIT_CASE(vbt_actual_saturates),
+	KUNIT_CASE(vbt_diff_inflate),
+	KUNIT_CASE(vbt_diff_deflate),
+	KUNIT_CASE(vbt_diff_settled),
+	KUNIT_CASE(vbt_diff_extremes),
+	KUNIT_CASE(vbt_pfn_modern_le),
+	KUNIT_CASE(vbt_pfn_legacy_native),
+	KUNIT_CASE(vbt_pfn_frames_consecutive),
+	KUNIT_CASE(vbt_pfn_zero),
+	KUNIT_CASE(vbt_pfn_last_that_fits),
+	KUNIT_CASE(vbt_pfn_too_big_refused),
+	KUNIT_CASE(vbt_pfn_huge_refused),
+	KUNIT_CASE(vbt_stat_layout),
+	KUNIT_CASE(vbt_stats_encode_tags),
+	KUNIT_CASE(vbt_stats_encode_le),
+	KUNIT_CASE(vbt_stats_swap_bytes),
+	KUNIT_CASE(vbt_stats_fault_counts),
+	KUNIT_CASE(vbt_stats_memory_bytes),
+	KUNIT_CASE(vbt_stats_hugetlb_counts),
+	KUNIT_CASE(vbt_stats_oom_kill_count),
+	KUNIT_CASE(vbt_stats_alloc_stall_sum),
+	KUNIT_CASE(vbt_stats_scan_reclaim_bytes),
+	KUNIT_CASE(vbt_oom_quota_bounded),
+	KUNIT_CASE(vbt_oom_quota_small_balloon),
+	KUNIT_CASE(vbt_oom_quota_empty),
+	KUNIT_CASE(vbt_oom_quota_drains),
+	KUNIT_CASE(vbt_param_in_range),
+	KUNIT_CASE(vbt_param_edges),
+	KUNIT_CASE(vbt_param_out_of_range),
+	KUNIT_CASE(vbt_backoff_starts_small),
+	KUNIT_CASE(vbt_backoff_grows_and_caps),
+	{}
+};
+
+static struct kunit_suite vballoon_suite = {
+	.name = "vballoon",
+	.test_cases = vballoon_cases,
+};
+
+kunit_test_suite(vballoon_suite);
+
+MODULE_DESCRIPTION("KUnit tests for the vballoon virtio balloon driver");
+MODULE_LICENSE("GPL");
