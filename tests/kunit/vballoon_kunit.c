@@ -388,6 +388,58 @@ static void vbt_oom_quota_drains(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, calls, 3UL);
 }
 
+static void vbt_pressure_none_above_floor(struct kunit *test)
+{
+	/* Plenty available (e.g. clean cache, or drop_caches): release none. */
+	KUNIT_EXPECT_EQ(test, vb_pressure_quota(100000, 8192, 50000), 0UL);
+	KUNIT_EXPECT_EQ(test, vb_pressure_quota(8192, 8192, 50000), 0UL);
+}
+
+static void vbt_pressure_deficit_only(struct kunit *test)
+{
+	/* Release the shortfall below the floor, not the whole balloon. */
+	KUNIT_EXPECT_EQ(test, vb_pressure_quota(8000, 8192, 50000), 192UL);
+}
+
+static void vbt_pressure_bounded_by_balloon(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_pressure_quota(0, 8192, 100), 100UL);
+	KUNIT_EXPECT_EQ(test, vb_pressure_quota(0, 8192, 0), 0UL);
+}
+
+static void vbt_pressure_negative_available(struct kunit *test)
+{
+	/* MemAvailable can go negative by the reserve: treat as zero. */
+	KUNIT_EXPECT_EQ(test, vb_pressure_quota(-500, 8192, 50000), 8192UL);
+}
+
+static void vbt_autodeflate_parse(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_parse_autodeflate("off"), (int)VB_AD_OFF);
+	KUNIT_EXPECT_EQ(test, vb_parse_autodeflate("oom\n"), (int)VB_AD_OOM);
+	KUNIT_EXPECT_EQ(test, vb_parse_autodeflate("pressure"),
+			(int)VB_AD_PRESSURE);
+	KUNIT_EXPECT_EQ(test, vb_parse_autodeflate("auto"), (int)VB_AD_AUTO);
+	KUNIT_EXPECT_EQ(test, vb_parse_autodeflate(""), (int)VB_AD_AUTO);
+	KUNIT_EXPECT_EQ(test, vb_parse_autodeflate("shrinker"), -EINVAL);
+	KUNIT_EXPECT_EQ(test, vb_parse_autodeflate("oomx"), -EINVAL);
+}
+
+static void vbt_autodeflate_needs_grant(struct kunit *test)
+{
+	/* Without DEFLATE_ON_OOM from the host, every mode becomes off. */
+	KUNIT_EXPECT_EQ(test, vb_resolve_autodeflate(VB_AD_PRESSURE, false),
+			VB_AD_OFF);
+	KUNIT_EXPECT_EQ(test, vb_resolve_autodeflate(VB_AD_AUTO, false),
+			VB_AD_OFF);
+	KUNIT_EXPECT_EQ(test, vb_resolve_autodeflate(VB_AD_AUTO, true),
+			VB_AD_OOM);
+	KUNIT_EXPECT_EQ(test, vb_resolve_autodeflate(VB_AD_PRESSURE, true),
+			VB_AD_PRESSURE);
+	KUNIT_EXPECT_EQ(test, vb_resolve_autodeflate(VB_AD_OFF, true),
+			VB_AD_OFF);
+}
+
 /* ---- parameters and back-off ---- */
 
 static void vbt_param_in_range(struct kunit *test)
@@ -473,6 +525,12 @@ static struct kunit_case vballoon_cases[] = {
 	KUNIT_CASE(vbt_oom_quota_small_balloon),
 	KUNIT_CASE(vbt_oom_quota_empty),
 	KUNIT_CASE(vbt_oom_quota_drains),
+	KUNIT_CASE(vbt_pressure_none_above_floor),
+	KUNIT_CASE(vbt_pressure_deficit_only),
+	KUNIT_CASE(vbt_pressure_bounded_by_balloon),
+	KUNIT_CASE(vbt_pressure_negative_available),
+	KUNIT_CASE(vbt_autodeflate_parse),
+	KUNIT_CASE(vbt_autodeflate_needs_grant),
 	KUNIT_CASE(vbt_param_in_range),
 	KUNIT_CASE(vbt_param_edges),
 	KUNIT_CASE(vbt_param_out_of_range),

@@ -364,7 +364,10 @@ void vb_update_work_fn(struct work_struct *work)
 
 	mutex_lock(&vb->lock);
 	diff = vb_pages_diff(vb_read_target(vb), vb->num_pages);
-	if (diff > 0) {
+	if (diff > 0 && vb_hold_remaining(vb)) {
+		/* Memory was just given back: do not take it straight again. */
+		delay = vb_hold_remaining(vb);
+	} else if (diff > 0) {
 		want = min_t(unsigned long, diff, vb->batch_pages);
 		done = vb_inflate(vb, want);
 		if (done < want) {

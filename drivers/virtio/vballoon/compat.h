@@ -8,6 +8,7 @@
 #ifndef _VBALLOON_COMPAT_H
 #define _VBALLOON_COMPAT_H
 
+#include <linux/shrinker.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
 
@@ -65,6 +66,67 @@ static inline int vb_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 		callbacks[i] = spec[i].callback;
 	}
 	return virtio_find_vqs(vdev, nvqs, vqs, callbacks, names, NULL);
+#endif
+}
+
+/*
+ * Shrinkers are allocated by the core since 6.7 (shrinker_alloc); before,
+ * the caller embeds one and registers it.  vb_shrinker hides the
+ * difference; VB_HAVE_SHRINKER_ALLOC is set by the Makefile.
+ */
+struct vb_shrinker {
+#ifdef VB_HAVE_SHRINKER_ALLOC
+	struct shrinker *shrinker;
+#else
+	struct shrinker shrinker;
+	void *private_data;
+#endif
+};
+
+typedef unsigned long (*vb_shrink_fn)(struct shrinker *s,
+				      struct shrink_control *sc);
+
+static inline int vb_shrinker_register(struct vb_shrinker *vs,
+				       vb_shrink_fn count, vb_shrink_fn scan,
+				       void *priv, const char *name)
+{
+#ifdef VB_HAVE_SHRINKER_ALLOC
+	struct shrinker *s = shrinker_alloc(0, "vballoon-%s", name);
+
+	if (!s)
+		return -ENOMEM;
+	s->count_objects = count;
+	s->scan_objects = scan;
+	s->seeks = 0;
+	s->private_data = priv;
+	vs->shrinker = s;
+	shrinker_register(s);
+	return 0;
+#else
+	vs->shrinker.count_objects = count;
+	vs->shrinker.scan_objects = scan;
+	vs->shrinker.seeks = 0;
+	vs->private_data = priv;
+	return register_shrinker(&vs->shrinker, "vballoon-%s", name);
+#endif
+}
+
+static inline void vb_shrinker_unregister(struct vb_shrinker *vs)
+{
+#ifdef VB_HAVE_SHRINKER_ALLOC
+	shrinker_free(vs->shrinker);
+	vs->shrinker = NULL;
+#else
+	unregister_shrinker(&vs->shrinker);
+#endif
+}
+
+static inline void *vb_shrinker_private(struct shrinker *s)
+{
+#ifdef VB_HAVE_SHRINKER_ALLOC
+	return s->private_data;
+#else
+	return container_of(s, struct vb_shrinker, shrinker)->private_data;
 #endif
 }
 

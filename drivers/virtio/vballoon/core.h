@@ -37,9 +37,21 @@
 #define VB_OOM_MAX		VB_BATCH_MAX
 #define VB_OOM_DEFAULT		1024U
 
+/* Limits of the pressure_hold_ms parameter. */
+#define VB_HOLD_DEFAULT_MS	10000U
+#define VB_HOLD_MAX_MS		600000U
+
 /* Retry delays after an allocation shortfall, in milliseconds. */
 #define VB_BACKOFF_MIN_MS	10U
 #define VB_BACKOFF_MAX_MS	2000U
+
+/* How the balloon gives memory back on its own (autodeflate.c). */
+enum vb_autodeflate {
+	VB_AD_AUTO = -1,	/* parameter only: oom if the host allows */
+	VB_AD_OFF = 0,
+	VB_AD_OOM,
+	VB_AD_PRESSURE,
+};
 
 /* Event counters, readable without locks through debugfs. */
 struct vb_counters {
@@ -47,6 +59,8 @@ struct vb_counters {
 	atomic_long_t deflated;		/* pages taken back from the host */
 	atomic_long_t oom_released;	/* pages released by the OOM notifier */
 	atomic_long_t oom_events;	/* OOM notifier calls that released */
+	atomic_long_t pressure_released; /* pages released by the shrinker */
+	atomic_long_t holds;		/* inflation hold-offs started */
 	atomic_long_t blocks;		/* 2 MiB blocks inflated whole */
 	atomic_long_t alloc_short;	/* inflate rounds that fell short */
 	atomic_long_t requests;		/* inflate + deflate requests sent */
@@ -68,6 +82,9 @@ struct vballoon {
 	unsigned int batch_pages;	/* pages per inflate/deflate request */
 	unsigned int oom_pages;		/* pages released per OOM call */
 	bool huge_blocks;		/* try 2 MiB blocks first */
+	enum vb_autodeflate autodeflate; /* never VB_AD_AUTO here */
+	unsigned long hold_jiffies;	/* inflation pause after a release */
+	unsigned long pressure_floor;	/* pages of MemAvailable to keep */
 
 	/* @stopping is protected by @stop_lock; set to stop re-queueing. */
 	spinlock_t stop_lock;
@@ -91,6 +108,8 @@ struct vballoon {
 	__virtio32 *pfns;		/* protected by @lock */
 	unsigned long num_pages;	/* protected by @lock; READ_ONCE outside */
 	unsigned int backoff_ms;	/* protected by @lock */
+	unsigned long hold_until;	/* protected by @lock; jiffies */
+	bool hold_active;		/* protected by @lock */
 
 	/* Has its own pages_lock; the page list of the balloon. */
 	struct balloon_dev_info b_dev_info;
@@ -105,8 +124,11 @@ struct vballoon {
 	struct vballoon_stat *stats;	/* protected by @stats_lock */
 	unsigned long *events;		/* protected by @stats_lock */
 
+	/* Set and read by probe, teardown, freeze and restore only. */
 	struct notifier_block oom_nb;
-	bool oom_registered;		/* set and read by probe/teardown only */
+	bool oom_registered;
+	struct vb_shrinker shrinker;
+	bool shrinker_registered;
 
 	struct vb_counters counters;
 	struct dentry *debugfs;
@@ -134,6 +156,10 @@ unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
 			    unsigned int hi, unsigned int dflt);
 unsigned long vb_oom_quota(unsigned long balloon_pages,
 			   unsigned int oom_pages);
+unsigned long vb_pressure_quota(long avail_pages, unsigned long floor,
+				unsigned long balloon_pages);
+int vb_parse_autodeflate(const char *val);
+enum vb_autodeflate vb_resolve_autodeflate(int requested, bool granted);
 void vb_stats_collect(u64 vals[VBALLOON_S_NR], const unsigned long *events,
 		      const struct sysinfo *si, unsigned long avail_pages,
 		      unsigned long cache_pages);
@@ -159,10 +185,12 @@ void vb_stats_prime(struct vballoon *vb);
 void vb_stats_callback(struct virtqueue *vq);
 void vb_stats_work_fn(struct work_struct *work);
 
-/* oom.c */
-int vb_oom_register(struct vballoon *vb);
-void vb_oom_unregister(struct vballoon *vb);
-unsigned long vb_oom_release(struct vballoon *vb);
+/* autodeflate.c */
+void vb_autodeflate_setup(struct vballoon *vb);
+int vb_autodeflate_start(struct vballoon *vb);
+void vb_autodeflate_stop(struct vballoon *vb);
+unsigned long vb_hold_remaining(struct vballoon *vb);
+const char *vb_autodeflate_name(enum vb_autodeflate mode);
 
 /* debugfs.c */
 void vb_debugfs_add(struct vballoon *vb);

@@ -24,6 +24,8 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "must_tell_host %d\n", vb->must_tell_host);
 	seq_printf(m, "stats_vq %d\n", vb->has_stats);
 	seq_printf(m, "deflate_on_oom %d\n", vb->deflate_on_oom);
+	seq_printf(m, "autodeflate %s\n", vb_autodeflate_name(vb->autodeflate));
+	seq_printf(m, "pressure_floor_pages %lu\n", vb->pressure_floor);
 	seq_printf(m, "inflated_pages %ld\n", atomic_long_read(&c->inflated));
 	seq_printf(m, "deflated_pages %ld\n", atomic_long_read(&c->deflated));
 	seq_printf(m, "inflated_blocks %ld\n", atomic_long_read(&c->blocks));
@@ -36,6 +38,9 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "oom_released_pages %ld\n",
 		   atomic_long_read(&c->oom_released));
 	seq_printf(m, "oom_events %ld\n", atomic_long_read(&c->oom_events));
+	seq_printf(m, "pressure_released_pages %ld\n",
+		   atomic_long_read(&c->pressure_released));
+	seq_printf(m, "holds %ld\n", atomic_long_read(&c->holds));
 	seq_printf(m, "stats_requests %ld\n",
 		   atomic_long_read(&c->stats_requests));
 	return 0;

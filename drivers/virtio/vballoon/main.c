@@ -126,7 +126,7 @@ static void vb_stop(struct vballoon *vb)
 	vb->stopping = true;
 	spin_unlock_irqrestore(&vb->stop_lock, flags);
 
-	vb_oom_unregister(vb);
+	vb_autodeflate_stop(vb);
 	cancel_delayed_work_sync(&vb->update_work);
 	cancel_work_sync(&vb->stats_work);
 
@@ -163,6 +163,7 @@ static int vb_probe(struct virtio_device *vdev)
 	vb->stopping = true;
 	vb_read_params(vb);
 	vb_read_features(vb);
+	vb_autodeflate_setup(vb);
 	vb_balloon_init(vb);
 
 	vb->pfns = kmalloc_array((size_t)vb->batch_pages * VB_FRAMES_PER_PAGE,
@@ -182,9 +183,9 @@ static int vb_probe(struct virtio_device *vdev)
 		goto err_free_stats;
 	}
 
-	err = vb_oom_register(vb);
+	err = vb_autodeflate_start(vb);
 	if (err) {
-		dev_err(&vdev->dev, "cannot register OOM notifier: %d\n", err);
+		dev_err(&vdev->dev, "cannot start autodeflate: %d\n", err);
 		goto err_del_vqs;
 	}
 
@@ -192,9 +193,10 @@ static int vb_probe(struct virtio_device *vdev)
 	vb_start(vb);
 
 	dev_info(&vdev->dev,
-		 "vballoon ready: must-tell-host %s, stats %s, deflate-on-oom %s, %u pages per request\n",
+		 "vballoon ready: must-tell-host %s, stats %s, deflate-on-oom %s, autodeflate %s, %u pages per request\n",
 		 str_on_off(vb->must_tell_host), str_on_off(vb->has_stats),
-		 str_on_off(vb->deflate_on_oom), vb->batch_pages);
+		 str_on_off(vb->deflate_on_oom),
+		 vb_autodeflate_name(vb->autodeflate), vb->batch_pages);
 	return 0;
 
 err_del_vqs:
@@ -239,9 +241,9 @@ static int vb_restore(struct virtio_device *vdev)
 		dev_err(&vdev->dev, "cannot restore virtqueues: %d\n", err);
 		return err;
 	}
-	err = vb_oom_register(vb);
+	err = vb_autodeflate_start(vb);
 	if (err) {
-		dev_err(&vdev->dev, "cannot register OOM notifier: %d\n", err);
+		dev_err(&vdev->dev, "cannot start autodeflate: %d\n", err);
 		goto err_del_vqs;
 	}
 	vb_start(vb);

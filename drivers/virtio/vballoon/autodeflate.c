@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * vballoon: giving memory back when the guest needs it
+ * (VIRTIO_BALLOON_F_DEFLATE_ON_OOM).
+ *
+ * Modes (parameter autodeflate=):
+ *
+ * off       the balloon keeps its size whatever happens in the guest.
+ * oom       the OOM killer's notifier chain: before a victim is picked, a
+ *           bounded chunk of the balloon is released and the kill is
+ *           skipped.
+ * pressure  as oom, plus a shrinker that releases pages earlier, when the
+ *           guest is short of memory that reclaim cannot produce.  It
+ *           looks at MemAvailable, which counts clean page cache as
+ *           available: while reclaim can still drop cache, or when
+ *           drop_caches runs on a guest with memory to spare, it releases
+ *           nothing.  This is what keeps a shrinker from deflating the
+ *           balloon while the host is inflating it (the "busy no-op").
+ *
+ * After any release, inflation holds off for pressure_hold_ms so the
+ * driver does not inflate straight back into the same shortage.
+ */
+
+#include <linux/jiffies.h>
+#include <linux/mm.h>
+#include <linux/moduleparam.h>
+#include <linux/oom.h>
+#include <linux/string.h>
+
+#include "core.h"
+
+static const char * const vb_autodeflate_names[] = {
+	[VB_AD_OFF] = "off",
+	[VB_AD_OOM] = "oom",
+	[VB_AD_PRESSURE] = "pressure",
+};
+
+static int vb_param_autodeflate = VB_AD_AUTO;
+
+/* "off", "oom", "pressure", or "auto"/"" for the host-dependent default. */
+VISIBLE_IF_KUNIT int vb_parse_autodeflate(const char *val)
+{
+	int i;
+
+	if (!val || !*val || sysfs_streq(val, "auto"))
+		return VB_AD_AUTO;
+	for (i = 0; i < ARRAY_SIZE(vb_autodeflate_names); i++)
+		if (sysfs_streq(val, vb_autodeflate_names[i]))
+			return i;
+	return -EINVAL;
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_parse_autodeflate);
+
+/*
+ * The mode a device runs in: what was asked for, if the host granted
+ * DEFLATE_ON_OOM; "off" otherwise, since the specification lets the
+ * driver take balloon pages back on its own only when the host agreed.
+ */
+VISIBLE_IF_KUNIT enum vb_autodeflate vb_resolve_autodeflate(int requested,
+							    bool granted)
+{
+	if (!granted)
+		return VB_AD_OFF;
+	if (requested < 0 || requested >= ARRAY_SIZE(vb_autodeflate_names))
+		return VB_AD_OOM;
+	return requested;
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_resolve_autodeflate);
+
+const char *vb_autodeflate_name(enum vb_autodeflate mode)
+{
+	return mode < ARRAY_SIZE(vb_autodeflate_names) ?
+		vb_autodeflate_names[mode] : "?";
+}
+
+static int vb_autodeflate_set(const char *val, const struct kernel_param *kp)
+{
+	int mode = vb_parse_autodeflate(val);
+
+	if (mode == -EINVAL) {
+		pr_warn("vballoon: autodeflate=%s: use off, oom, pressure or auto\n",
+			val);
+		return -EINVAL;
+	}
+	*(int *)kp->arg = mode;
+	return 0;
+}
+
+static int vb_autodeflate_get(char *buf, const struct kernel_param *kp)
+{
+	int mode = *(int *)kp->arg;
+
+	return sysfs_emit(buf, "%s\n", mode == VB_AD_AUTO ? "auto" :
+			  vb_autodeflate_name(mode));
+}
+
+static const struct kernel_param_ops vb_autodeflate_ops = {
+	.set = vb_autodeflate_set,
+	.get = vb_autodeflate_get,
+};
+module_param_cb(autodeflate, &vb_autodeflate_ops, &vb_param_autodeflate,
+		0644);
+MODULE_PARM_DESC(autodeflate,
+		 "Give balloon memory back to a guest short of it: off, oom, pressure, or auto (oom when the host allows it; default)");
+
+static unsigned int vb_param_hold_ms = VB_HOLD_DEFAULT_MS;
+module_param_named(pressure_hold_ms, vb_param_hold_ms, uint, 0644);
+MODULE_PARM_DESC(pressure_hold_ms,
+		 "Milliseconds inflation waits after memory was given back (0-600000, default 10000)");
+
+/* Pages one OOM notification takes out of a balloon of @balloon_pages. */
+VISIBLE_IF_KUNIT unsigned long vb_oom_quota(unsigned long balloon_pages,
+					    unsigned int oom_pages)
+{
+	return min_t(unsigned long, balloon_pages, oom_pages);
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_oom_quota);
+
+/*
+ * Pages the shrinker may release: the shortfall of available memory
+ * below @floor, no more than the balloon holds; nothing while
+ * available memory (free plus reclaimable cache) is at or above the floor.
+ */
+VISIBLE_IF_KUNIT unsigned long vb_pressure_quota(long avail_pages,
+						 unsigned long floor,
+						 unsigned long balloon_pages)
+{
+	unsigned long deficit;
+
+	if (avail_pages >= 0 && (unsigned long)avail_pages >= floor)
+		return 0;
+	deficit = avail_pages < 0 ? floor : floor - avail_pages;
+	return min(deficit, balloon_pages);
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_pressure_quota);
+
+/* Release up to @want pages now and hold inflation off for a while. */
+static unsigned long vb_release(struct vballoon *vb, unsigned long want)
+{
+	unsigned long freed;
+
+	lockdep_assert_held(&vb->lock);
+	freed = vb_deflate(vb, want);
+	if (freed) {
+		vb->hold_until = jiffies + vb->hold_jiffies;
+		vb->hold_active = vb->hold_jiffies != 0;
+		atomic_long_inc(&vb->counters.holds);
+	}
+	vb_report_actual(vb);
+	return freed;
+}
+
+static int vb_oom_notify(struct notifier_block *nb, unsigned long unused,
+			 void *parm)
+{
+	struct vballoon *vb = container_of(nb, struct vballoon, oom_nb);
+	unsigned long *freed = parm;
+	unsigned long n;
+
+	mutex_lock(&vb->lock);
+	n = vb_release(vb, vb_oom_quota(vb->num_pages, vb->oom_pages));
+	mutex_unlock(&vb->lock);
+
+	if (n) {
+		atomic_long_add(n, &vb->counters.oom_released);
+		atomic_long_inc(&vb->counters.oom_events);
+		dev_info_ratelimited(&vb->vdev->dev,
+				     "out of memory: released %lu KiB from the balloon\n",
+				     n << (PAGE_SHIFT - 10));
+	}
+	*freed += n;
+	return NOTIFY_OK;
+}
+
+static unsigned long vb_shrink_count(struct shrinker *s,
+				     struct shrink_control *sc)
+{
+	struct vballoon *vb = vb_shrinker_private(s);
+
+	return vb_pressure_quota(si_mem_available(), vb->pressure_floor,
+				 READ_ONCE(vb->num_pages));
+}
+
+static unsigned long vb_shrink_scan(struct shrinker *s,
+				    struct shrink_control *sc)
+{
+	struct vballoon *vb = vb_shrinker_private(s);
+	unsigned long want, n;
+
+	/* Never wait here: inflation may be what is reclaiming. */
+	if (!mutex_trylock(&vb->lock))
+		return SHRINK_STOP;
+	want = min(sc->nr_to_scan,
+		   vb_pressure_quota(si_mem_available(), vb->pressure_floor,
+				     vb->num_pages));
+	n = want ? vb_release(vb, want) : 0;
+	mutex_unlock(&vb->lock);
+
+	if (!n)
+		return SHRINK_STOP;
+	atomic_long_add(n, &vb->counters.pressure_released);
+	return n;
+}
+
+/*
+ * Jiffies inflation should still wait, 0 if it may go on.  Called
+ * by the update work before it inflates.
+ */
+unsigned long vb_hold_remaining(struct vballoon *vb)
+{
+	lockdep_assert_held(&vb->lock);
+	if (!vb->hold_active)
+		return 0;
+	if (time_after_eq(jiffies, vb->hold_until)) {
+		vb->hold_active = false;
+		return 0;
+	}
+	return vb->hold_until - jiffies;
+}
+
+void vb_autodeflate_setup(struct vballoon *vb)
+{
+	unsigned int hold = READ_ONCE(vb_param_hold_ms);
+	int requested = READ_ONCE(vb_param_autodeflate);
+
+	vb->autodeflate = vb_resolve_autodeflate(requested,
+						 vb->deflate_on_oom);
+	if (requested != VB_AD_AUTO && requested != vb->autodeflate)
+		dev_warn(&vb->vdev->dev,
+			 "autodeflate=%s needs the host to offer deflate-on-oom: autodeflate off\n",
+			 vb_autodeflate_name(requested));
+	if (hold > VB_HOLD_MAX_MS) {
+		dev_warn(&vb->vdev->dev,
+			 "pressure_hold_ms=%u above %u, using %u\n",
+			 hold, VB_HOLD_MAX_MS, VB_HOLD_DEFAULT_MS);
+		hold = VB_HOLD_DEFAULT_MS;
+	}
+	vb->hold_jiffies = msecs_to_jiffies(hold);
+	/* Keep 1/64 of memory, at least 16 MiB, available. */
+	vb->pressure_floor = max(totalram_pages() / 64,
+				 (unsigned long)(SZ_16M >> PAGE_SHIFT));
+}
+
+int vb_autodeflate_start(struct vballoon *vb)
+{
+	int err;
+
+	if (vb->autodeflate == VB_AD_OFF)
+		return 0;
+
+	vb->oom_nb.notifier_call = vb_oom_notify;
+	vb->oom_nb.priority = 0;
+	err = register_oom_notifier(&vb->oom_nb);
+	if (err)
+		return err;
+	vb->oom_registered = true;
+
+	if (vb->autodeflate != VB_AD_PRESSURE)
+		return 0;
+	err = vb_shrinker_register(&vb->shrinker, vb_shrink_count,
+				   vb_shrink_scan, vb,
+				   dev_name(&vb->vdev->dev));
+	if (err)
+		goto err_unregister_oom;
+	vb->shrinker_registered = true;
+	return 0;
+
+err_unregister_oom:
+	unregister_oom_notifier(&vb->oom_nb);
+	vb->oom_registered = false;
+	return err;
+}
+
+void vb_autodeflate_stop(struct vballoon *vb)
+{
+	if (vb->shrinker_registered) {
+		vb_shrinker_unregister(&vb->shrinker);
+		vb->shrinker_registered = false;
+	}
+	if (vb->oom_registered) {
+		unregister_oom_notifier(&vb->oom_nb);
+		vb->oom_registered = false;
+	}
+}
