@@ -2,8 +2,8 @@
 /*
  * vballoon: moving pages between the guest and the host.
  *
- * Inflation allocates pages (2 MiB blocks first, split into order-0
- * pages, then single pages), sends their frame numbers to the host in one
+ * Inflation allocates pages (2 MiB blocks first, then smaller blocks,
+ * each split into order-0 pages, then single pages), sends their frame numbers to the host in one
  * request per batch and only then puts them on the balloon list, where
  * compaction may move them.  Deflation takes pages off the list, tells
  * the host and frees them; with MUST_TELL_HOST the host hears of them
@@ -166,46 +166,56 @@ static int vb_tell_host(struct vballoon *vb, struct virtqueue *vq,
 	return virtqueue_is_broken(vq) ? -EIO : 0;
 }
 
-/* One 2 MiB block split into order-0 pages on @list, or 0 if none free. */
-static unsigned long vb_alloc_block(struct list_head *list)
+/*
+ * One free block of 2^@order pages, split into order-0 pages on @list.
+ * No reclaim or compaction for it: when none is free, a smaller order is
+ * next.  Returns the pages added, 0 if none.
+ */
+static unsigned long vb_alloc_chunk(struct list_head *list, unsigned int order)
 {
-	/* No reclaim or compaction for a block: single pages are next. */
 	gfp_t gfp = (balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) |
 		    __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC;
+	unsigned long i, nr = 1UL << order;
 	struct page *page;
-	unsigned long i;
 
-	page = alloc_pages(gfp, VB_BLOCK_ORDER);
+	page = alloc_pages(gfp, order);
 	if (!page)
 		return 0;
-	split_page(page, VB_BLOCK_ORDER);
+	split_page(page, order);
 	/* Tail first: the balloon list is LIFO, so deflation walks up. */
-	for (i = 0; i < VB_BLOCK_PAGES; i++)
+	for (i = 0; i < nr; i++)
 		list_add(&page[i].lru, list);
-	return VB_BLOCK_PAGES;
+	return nr;
 }
 
 /*
- * Allocate up to @want pages onto @list.  Blocks only while a whole
- * block is wanted; one failed block means the guest is fragmented, so the
- * rest comes page by page.  Never triggers the OOM killer or warnings.
+ * Allocate up to @want pages onto @list, largest free blocks first: a
+ * 2 MiB block lets the host drop a whole huge page, and a smaller block
+ * still spoils fewer of them than the same memory in scattered pages.
+ * An order that failed is not tried again in this round.  Single pages
+ * come last, with light reclaim.  Never triggers the OOM killer or
+ * allocation-failure warnings.
  */
 static unsigned long vb_alloc_pages(struct vballoon *vb, struct list_head *list,
 				    unsigned long want)
 {
+	unsigned int order = vb->huge_blocks ? VB_BLOCK_ORDER : 0;
 	unsigned long got = 0, n;
-	bool blocks = vb->huge_blocks;
 	struct page *page;
 
 	while (got < want) {
-		if (blocks && want - got >= VB_BLOCK_PAGES) {
-			n = vb_alloc_block(list);
-			if (n) {
-				got += n;
-				atomic_long_inc(&vb->counters.blocks);
+		while (order && (1UL << order) > want - got)
+			order--;
+		if (order) {
+			n = vb_alloc_chunk(list, order);
+			if (!n) {
+				order--;
 				continue;
 			}
-			blocks = false;
+			got += n;
+			if (order == VB_BLOCK_ORDER)
+				atomic_long_inc(&vb->counters.blocks);
+			continue;
 		}
 		page = balloon_page_alloc();
 		if (!page)
