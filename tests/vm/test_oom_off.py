@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""VM tests with virtio-balloon-pci,deflate-on-oom=off (one boot per kernel).
+
+Without deflate-on-oom, ballooned pages leave the guest's MemTotal.
+"""
+
+import pytest
+
+import scenarios
+
+VM_CONFIG = {"deflate_on_oom": False}
+VM_LABEL = "oom-off"
+
+drivers = pytest.mark.parametrize("driver", scenarios.DRIVERS)
+
+
+@drivers
+def test_memtotal_follows_balloon(vm, driver):
+    scenarios.memtotal_accounting(vm, driver)
+
+
+@drivers
+def test_balloon_holds_without_deflate_on_oom(vm, driver):
+    scenarios.balloon_holds_without_deflate_on_oom(vm, driver)
+
+
+@drivers
+def test_inflate_half_and_back(vm, driver):
+    scenarios.inflate_half_and_back(vm, driver)
+
+
+@drivers
+def test_burst_of_targets(vm, driver):
+    scenarios.burst_of_targets(vm, driver)
+
+
+@drivers
+def test_rmmod_with_inflated_balloon(vm, driver):
+    scenarios.rmmod_inflated(vm, driver)
+
+
+def test_console_clean_at_end_of_boot(vm_slot):
+    scenarios.console_clean(vm_slot)
