@@ -11,6 +11,7 @@
  */
 
 #include <linux/delay.h>
+#include <linux/ktime.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
 #include <linux/scatterlist.h>
@@ -132,6 +133,12 @@ static bool vb_request_done(struct virtqueue *vq)
 	return virtqueue_get_buf(vq, &len) || virtqueue_is_broken(vq);
 }
 
+static void vb_account_us(atomic64_t *counter, u64 start_ns)
+{
+	atomic64_add(div_u64(ktime_get_ns() - start_ns, NSEC_PER_USEC),
+		     counter);
+}
+
 /*
  * Hand @nr_frames entries of @vb->pfns to the host on @vq and wait until
  * it has used them.  A host that never answers keeps us waiting (the
@@ -141,6 +148,7 @@ static int vb_tell_host(struct vballoon *vb, struct virtqueue *vq,
 			unsigned int nr_frames)
 {
 	struct scatterlist sg;
+	u64 start = ktime_get_ns();
 	int err;
 
 	lockdep_assert_held(&vb->lock);
@@ -163,6 +171,8 @@ static int vb_tell_host(struct vballoon *vb, struct virtqueue *vq,
 				     "host has not answered on %s for 30s\n",
 				     vq->name);
 
+	vb_account_us(vq == vb->inflate_vq ? &vb->counters.inflate_host_us :
+		      &vb->counters.deflate_host_us, start);
 	return virtqueue_is_broken(vq) ? -EIO : 0;
 }
 
@@ -235,12 +245,14 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 	struct page *page, *next;
 	unsigned int frames = 0;
 	unsigned long got, taken = 0;
+	u64 start = ktime_get_ns();
 	LIST_HEAD(pages);
 	LIST_HEAD(refused);
 
 	lockdep_assert_held(&vb->lock);
 	want = min_t(unsigned long, want, vb->batch_pages);
 	got = vb_alloc_pages(vb, &pages, want);
+	vb_account_us(&vb->counters.alloc_us, start);
 
 	list_for_each_entry_safe(page, next, &pages, lru) {
 		if (vb_encode_pfns(vb->vdev, vb->pfns + frames,

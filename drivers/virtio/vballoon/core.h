@@ -67,6 +67,10 @@ struct vb_counters {
 	atomic_long_t migrated;		/* pages moved by compaction */
 	atomic_long_t refused_pfns;	/* pages whose frame does not fit 32 bits */
 	atomic_long_t stats_requests;	/* statistics requests answered */
+	/* Where inflation and deflation spend their time, microseconds. */
+	atomic64_t alloc_us;		/* allocating pages to inflate */
+	atomic64_t inflate_host_us;	/* waiting for the host, inflating */
+	atomic64_t deflate_host_us;	/* waiting for the host, deflating */
 };
 
 struct vballoon {

@@ -43,6 +43,11 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "holds %ld\n", atomic_long_read(&c->holds));
 	seq_printf(m, "stats_requests %ld\n",
 		   atomic_long_read(&c->stats_requests));
+	seq_printf(m, "alloc_us %lld\n", atomic64_read(&c->alloc_us));
+	seq_printf(m, "inflate_host_us %lld\n",
+		   atomic64_read(&c->inflate_host_us));
+	seq_printf(m, "deflate_host_us %lld\n",
+		   atomic64_read(&c->deflate_host_us));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(vb_status);
