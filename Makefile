@@ -9,6 +9,7 @@
 #   make lint       checkpatch --strict + the W=1/sparse builds of 'modules'
 #   make check      deps (if missing) + lint + modules + VM tests
 #   make run        boot a 6.12 guest and watch vballoon work
+#   make bench      vballoon against virtio_balloon: speed, CPU, host THP
 #   make deps       install everything with apt
 
 SHELL := /bin/bash
@@ -57,6 +58,9 @@ check: need-deps
 
 run: need-deps modules
 	cd $(TOP)/tests/vm && $(PYTHON) demo.py
+
+bench: need-deps modules
+	$(PYTHON) $(TOP)/tests/bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD)

@@ -10,7 +10,8 @@ For each Debian kernel (newest 6.1 and 6.12):
   `balloon` command until `query-balloon` reports the target; guest CPU
   is the busy time in the guest's /proc/stat over the same span.
 * host friendliness: per driver, a fresh guest whose memory is touched,
-  then fragmented (frag: 4 KiB pages, one kept in four, held); the QEMU
+  then fragmented (frag: FRAG_MIB of 4 KiB pages in use with one page in
+  FREE_EVERY freed, as a long-running workload leaves it); the QEMU
   process's AnonHugePages (host THP backing guest RAM) before inflating,
   after inflating SIZE MiB and after deflating.
 
@@ -86,6 +87,21 @@ def move(vm, ram_target, series, label, timeout):
     return secs, cpu
 
 
+def vb_status(vm):
+    """vballoon's debugfs counters as a dict (empty for other drivers)."""
+    rc, out = vm.run("cat /sys/kernel/debug/vballoon/*/status")
+    if rc:
+        return {}
+    res = {}
+    for ln in out.splitlines():
+        k, _, v = ln.partition(" ")
+        try:
+            res[k] = int(v)
+        except ValueError:
+            res[k] = v
+    return res
+
+
 def warm(vm, mib):
     """Touch most of the guest's memory once so the host backs it."""
     vm.check("memhog %d" % mib, timeout=900)
@@ -101,7 +117,7 @@ def bad_console(vm):
 def speed(kernel, args, rows, series):
     size = args.size * MiB
     with VM(kernel, mem_mib=args.mem, smp=2, deflate_on_oom=False,
-            name="bench-%s" % kernel.series,
+            name="bench-%s" % kernel.series, append=args.append,
             extra_helpers=[HERE / "frag.c"]) as vm:
         warm(vm, int(args.mem * 0.8))
         for r in range(1, args.rounds + 1):
@@ -109,17 +125,33 @@ def speed(kernel, args, rows, series):
             for drv in order:
                 load(vm, drv)
                 label = "%s %s r%d" % (kernel.series, drv, r)
+                st0 = vb_status(vm)
                 ti, ci = move(vm, vm.ram_bytes - size, series,
                               label + " inflate", args.timeout)
+                st1 = vb_status(vm)
                 td, cd = move(vm, vm.ram_bytes, series,
                               label + " deflate", args.timeout)
                 unload(vm, drv)
+                where = ""
+                alloc_s = host_s = float("nan")
+                if st1:
+                    alloc_s = (st1["alloc_us"] - st0["alloc_us"]) / 1e6
+                    host_s = (st1["inflate_host_us"] -
+                              st0["inflate_host_us"]) / 1e6
+                    where = " [inflate: %.2f s allocating+zeroing, %.2f s " \
+                        "in the host, %d requests, %d 2 MiB blocks]" % (
+                            alloc_s, host_s,
+                            st1["requests"] - st0["requests"],
+                            st1["inflated_blocks"] - st0["inflated_blocks"])
                 print("  %-6s %-15s round %d: inflate %.2f s (cpu %.2f s), "
-                      "deflate %.2f s (cpu %.2f s)" %
-                      (kernel.series, drv, r, ti, ci, td, cd), flush=True)
+                      "deflate %.2f s (cpu %.2f s)%s" %
+                      (kernel.series, drv, r, ti, ci, td, cd, where),
+                      flush=True)
                 rows.append(dict(kernel=kernel.release, driver=drv, round=r,
                                  inflate_s=ti, inflate_cpu_s=ci,
-                                 deflate_s=td, deflate_cpu_s=cd))
+                                 deflate_s=td, deflate_cpu_s=cd,
+                                 inflate_alloc_s=alloc_s,
+                                 inflate_host_s=host_s))
         bad = bad_console(vm)
         if bad:
             print("  WARNING: console complaints:\n    " + "\n    ".join(bad))
@@ -130,9 +162,11 @@ def thp(kernel, args, thp_rows):
     for drv in DRIVERS:
         with VM(kernel, mem_mib=args.mem, smp=2, deflate_on_oom=False,
                 name="bench-thp-%s-%s" % (kernel.series, drv),
+                append=args.append,
                 extra_helpers=[HERE / "frag.c"]) as vm:
             warm(vm, int(args.mem * 0.8))
-            vm.check("frag %d 4 > /tmp/frag.log 2>&1 &" % args.frag_mib)
+            vm.check("frag %d %d > /tmp/frag.log 2>&1 &" %
+                     (args.frag_mib, args.free_every))
             wait_until(lambda: "ready" in vm.run("cat /tmp/frag.log")[1],
                        600, 0.5, "frag to finish fragmenting")
             load(vm, drv)
@@ -255,10 +289,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mem", type=int, default=4096, help="guest MiB")
     ap.add_argument("--size", type=int, default=2048, help="balloon MiB")
-    ap.add_argument("--frag-mib", type=int, default=1536,
+    ap.add_argument("--frag-mib", type=int, default=1800,
                     help="MiB the fragmenter spreads over")
+    ap.add_argument("--free-every", type=int, default=8,
+                    help="the fragmenter frees one page in this many")
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--no-thp", action="store_true")
+    ap.add_argument("--append", default="",
+                    help="extra guest kernel command line, e.g. "
+                    "init_on_alloc=0 to see the cost of page zeroing")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
@@ -283,9 +322,10 @@ def main():
             w.writeheader()
             w.writerows(thp_rows)
     print()
-    print("Medians over %d rounds, %d MiB balloon, %d MiB guest; ratio = "
+    print("Medians over %d rounds, %d MiB balloon, %d MiB guest%s; ratio = "
           "vballoon / virtio_balloon (same boot)" %
-          (args.rounds, args.size, args.mem))
+          (args.rounds, args.size, args.mem,
+           ", guest cmdline +'%s'" % args.append if args.append else ""))
     print(report(rows, thp_rows, out))
     png = plot(series, out)
     print()

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * frag MIB KEEP_EVERY: fragment guest memory the way a long-running
+ * frag MIB FREE_EVERY: fragment guest memory the way a long-running
  * workload does.  Maps MIB MiB of anonymous memory in 4 KiB pages (no
- * transparent huge pages), touches it all, then gives back every page
- * except one in KEEP_EVERY, so the free memory it leaves is scattered
- * single pages.  Prints "ready" and holds what it kept until killed.
+ * transparent huge pages), touches it all, then gives back one page in
+ * FREE_EVERY, so the free memory it leaves is scattered single pages
+ * inside memory that stays in use.  Prints "ready" and holds the rest
+ * until killed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +16,17 @@
 int main(int argc, char **argv)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	size_t mib, len, i, keep_every;
+	size_t mib, len, i, free_every;
 	char *p;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: frag MIB KEEP_EVERY\n");
+		fprintf(stderr, "usage: frag MIB FREE_EVERY\n");
 		return 2;
 	}
 	mib = strtoul(argv[1], NULL, 0);
-	keep_every = strtoul(argv[2], NULL, 0);
-	if (!mib || !keep_every) {
-		fprintf(stderr, "frag: MIB and KEEP_EVERY must be positive\n");
+	free_every = strtoul(argv[2], NULL, 0);
+	if (!mib || !free_every) {
+		fprintf(stderr, "frag: MIB and FREE_EVERY must be positive\n");
 		return 2;
 	}
 	len = mib << 20;
@@ -39,10 +40,10 @@ int main(int argc, char **argv)
 	for (i = 0; i < len; i += page)
 		p[i] = 1;
 	for (i = 0; i < len / page; i++)
-		if (i % keep_every)
+		if (i % free_every == free_every - 1)
 			madvise(p + i * page, page, MADV_DONTNEED);
-	printf("ready: kept %zu of %zu MiB in single pages\n",
-	       mib / keep_every, mib);
+	printf("ready: freed %zu of %zu MiB in single pages\n",
+	       mib / free_every, mib);
 	fflush(stdout);
 	for (;;)
 		pause();
