@@ -7,7 +7,11 @@
 #   make modules    build for the newest Debian 6.1 and 6.12 headers into
 #                   build/<release>/vballoon.ko (W=1 and sparse, warnings fail)
 #   make lint       checkpatch --strict + the W=1/sparse builds of 'modules'
-#   make check      deps (if missing) + lint + modules + VM tests
+#   make intree     graft into linux-source-6.12 and build it with vballoon=y
+#                   (debug kernel: KASAN, lockdep, kmemleak, KUnit) and =m
+#   make kunit      run the KUnit suite with kunit.py on the debug kernel
+#   make check      deps (if missing) + lint + modules + intree + KUnit +
+#                   VM tests on Debian 6.1, 6.12 and the debug kernel
 #   make run        boot a 6.12 guest and watch vballoon work
 #   make bench      vballoon against virtio_balloon: speed, CPU, host THP
 #   make deps       install everything with apt
@@ -23,7 +27,7 @@ RUNNING_KDIR := /lib/modules/$(shell uname -r)/build
 NEWEST_KDIR := $(lastword $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V))
 KDIR ?= $(if $(wildcard $(RUNNING_KDIR)/Makefile),$(RUNNING_KDIR),$(NEWEST_KDIR))
 
-.PHONY: all modules lint checkpatch check deps need-deps run bench clean vmtest help
+.PHONY: all modules lint checkpatch check deps need-deps run bench clean vmtest help intree kunit
 
 all:
 	@if [ -z "$(KDIR)" ] || [ ! -f "$(KDIR)/Makefile" ]; then \
@@ -33,7 +37,7 @@ all:
 	@echo "built $(TOP)/drivers/virtio/vballoon/vballoon.ko for $(KDIR)"
 
 help:
-	@sed -n '3,14p' $(TOP)/Makefile
+	@sed -n '3,19p' $(TOP)/Makefile
 
 deps:
 	$(TOP)/scripts/deps.sh
@@ -49,6 +53,12 @@ checkpatch:
 	@$(TOP)/scripts/checkpatch.sh $(CACHE)
 
 lint: checkpatch modules
+
+intree:
+	@$(TOP)/scripts/intree.sh build
+
+kunit:
+	@$(TOP)/scripts/intree.sh kunit
 
 vmtest: modules
 	cd $(TOP)/tests/vm && $(PYTHON) run.py

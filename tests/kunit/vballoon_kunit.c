@@ -16,12 +16,20 @@
 
 MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
 
-/* A device that negotiated VIRTIO_F_VERSION_1 (little-endian) or not. */
-static void vbt_init_vdev(struct virtio_device *vdev, bool modern)
+/*
+ * A device that negotiated VIRTIO_F_VERSION_1 (little-endian) or not.
+ * On the heap: struct virtio_device is too large for a debug kernel's
+ * stack frame limit.
+ */
+static struct virtio_device *vbt_vdev(struct kunit *test, bool modern)
 {
-	memset(vdev, 0, sizeof(*vdev));
+	struct virtio_device *vdev;
+
+	vdev = kunit_kzalloc(test, sizeof(*vdev), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, vdev);
 	if (modern)
 		vdev->features = BIT_ULL(VIRTIO_F_VERSION_1);
+	return vdev;
 }
 
 /* ---- target and size arithmetic ---- */
@@ -113,93 +121,93 @@ static void vbt_diff_extremes(struct kunit *test)
 
 static void vbt_pfn_modern_le(struct kunit *test)
 {
-	struct virtio_device vdev;
+	struct virtio_device *vdev;
 	__virtio32 out[VB_FRAMES_PER_PAGE];
 	u32 first = 0x12345 << (PAGE_SHIFT - VBALLOON_PFN_SHIFT);
 	__le32 le;
 
-	vbt_init_vdev(&vdev, true);
-	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, 0x12345), 0);
+	vdev = vbt_vdev(test, true);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(vdev, out, 0x12345), 0);
 	le = cpu_to_le32(first);
 	KUNIT_EXPECT_EQ(test, memcmp(&out[0], &le, sizeof(le)), 0);
 }
 
 static void vbt_pfn_legacy_native(struct kunit *test)
 {
-	struct virtio_device vdev;
+	struct virtio_device *vdev;
 	__virtio32 out[VB_FRAMES_PER_PAGE];
 
-	vbt_init_vdev(&vdev, false);
-	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, 77), 0);
-	KUNIT_EXPECT_EQ(test, virtio32_to_cpu(&vdev, out[0]),
+	vdev = vbt_vdev(test, false);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(vdev, out, 77), 0);
+	KUNIT_EXPECT_EQ(test, virtio32_to_cpu(vdev, out[0]),
 			(u32)(77 << (PAGE_SHIFT - VBALLOON_PFN_SHIFT)));
 }
 
 static void vbt_pfn_frames_consecutive(struct kunit *test)
 {
-	struct virtio_device vdev;
+	struct virtio_device *vdev;
 	__virtio32 out[VB_FRAMES_PER_PAGE];
 	unsigned int i;
 	u32 first;
 
-	vbt_init_vdev(&vdev, true);
-	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, 4096), 0);
-	first = virtio32_to_cpu(&vdev, out[0]);
+	vdev = vbt_vdev(test, true);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(vdev, out, 4096), 0);
+	first = virtio32_to_cpu(vdev, out[0]);
 	for (i = 0; i < VB_FRAMES_PER_PAGE; i++)
-		KUNIT_EXPECT_EQ(test, virtio32_to_cpu(&vdev, out[i]), first + i);
+		KUNIT_EXPECT_EQ(test, virtio32_to_cpu(vdev, out[i]), first + i);
 }
 
 static void vbt_pfn_zero(struct kunit *test)
 {
-	struct virtio_device vdev;
+	struct virtio_device *vdev;
 	__virtio32 out[VB_FRAMES_PER_PAGE];
 
-	vbt_init_vdev(&vdev, true);
-	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, 0), 0);
-	KUNIT_EXPECT_EQ(test, virtio32_to_cpu(&vdev, out[0]), 0U);
+	vdev = vbt_vdev(test, true);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(vdev, out, 0), 0);
+	KUNIT_EXPECT_EQ(test, virtio32_to_cpu(vdev, out[0]), 0U);
 }
 
 static void vbt_pfn_last_that_fits(struct kunit *test)
 {
 	const unsigned int shift = PAGE_SHIFT - VBALLOON_PFN_SHIFT;
 	unsigned long pfn = U32_MAX >> shift;
-	struct virtio_device vdev;
+	struct virtio_device *vdev;
 	__virtio32 out[VB_FRAMES_PER_PAGE];
 
-	vbt_init_vdev(&vdev, true);
-	KUNIT_ASSERT_EQ(test, vb_encode_pfns(&vdev, out, pfn), 0);
+	vdev = vbt_vdev(test, true);
+	KUNIT_ASSERT_EQ(test, vb_encode_pfns(vdev, out, pfn), 0);
 	KUNIT_EXPECT_EQ(test,
-			virtio32_to_cpu(&vdev, out[VB_FRAMES_PER_PAGE - 1]),
+			virtio32_to_cpu(vdev, out[VB_FRAMES_PER_PAGE - 1]),
 			U32_MAX);
 }
 
 static void vbt_pfn_too_big_refused(struct kunit *test)
 {
 	const unsigned int shift = PAGE_SHIFT - VBALLOON_PFN_SHIFT;
-	struct virtio_device vdev;
+	struct virtio_device *vdev;
 	__virtio32 out[VB_FRAMES_PER_PAGE];
 	__virtio32 sentinel;
 
-	vbt_init_vdev(&vdev, true);
+	vdev = vbt_vdev(test, true);
 	memset(out, 0xa5, sizeof(out));
 	memcpy(&sentinel, out, sizeof(sentinel));
 	/* One page above what 32-bit frame numbers reach: refuse, untouched. */
 	KUNIT_EXPECT_EQ(test,
-			vb_encode_pfns(&vdev, out, (U32_MAX >> shift) + 1UL),
+			vb_encode_pfns(vdev, out, (U32_MAX >> shift) + 1UL),
 			-ERANGE);
 	KUNIT_EXPECT_EQ(test, memcmp(&out[0], &sentinel, sizeof(sentinel)), 0);
 }
 
 static void vbt_pfn_huge_refused(struct kunit *test)
 {
-	struct virtio_device vdev;
+	struct virtio_device *vdev;
 	__virtio32 out[VB_FRAMES_PER_PAGE];
 
-	vbt_init_vdev(&vdev, true);
+	vdev = vbt_vdev(test, true);
 	/* Would become a small number if truncated: must be refused. */
-	KUNIT_EXPECT_EQ(test, vb_encode_pfns(&vdev, out, ULONG_MAX), -ERANGE);
+	KUNIT_EXPECT_EQ(test, vb_encode_pfns(vdev, out, ULONG_MAX), -ERANGE);
 	KUNIT_EXPECT_EQ(test,
-			vb_encode_pfns(&vdev, out, (unsigned long)BIT_ULL(32) | 5),
+			vb_encode_pfns(vdev, out, (unsigned long)BIT_ULL(32) | 5),
 			-ERANGE);
 }
 
@@ -216,29 +224,29 @@ static void vbt_stats_encode_tags(struct kunit *test)
 {
 	struct vballoon_stat out[VBALLOON_S_NR];
 	u64 vals[VBALLOON_S_NR] = {};
-	struct virtio_device vdev;
+	struct virtio_device *vdev;
 	unsigned int i;
 
-	vbt_init_vdev(&vdev, true);
-	KUNIT_ASSERT_EQ(test, vb_stats_encode(&vdev, out, vals),
+	vdev = vbt_vdev(test, true);
+	KUNIT_ASSERT_EQ(test, vb_stats_encode(vdev, out, vals),
 			(unsigned int)VBALLOON_S_NR);
 	for (i = 0; i < VBALLOON_S_NR; i++)
-		KUNIT_EXPECT_EQ(test, virtio16_to_cpu(&vdev, out[i].tag), (u16)i);
+		KUNIT_EXPECT_EQ(test, virtio16_to_cpu(vdev, out[i].tag), (u16)i);
 }
 
 static void vbt_stats_encode_le(struct kunit *test)
 {
 	struct vballoon_stat out[VBALLOON_S_NR];
 	u64 vals[VBALLOON_S_NR];
-	struct virtio_device vdev;
+	struct virtio_device *vdev;
 	__le64 le_val;
 	__le16 le_tag;
 	unsigned int i;
 
 	for (i = 0; i < VBALLOON_S_NR; i++)
 		vals[i] = 0x0102030405060708ULL + i;
-	vbt_init_vdev(&vdev, true);
-	vb_stats_encode(&vdev, out, vals);
+	vdev = vbt_vdev(test, true);
+	vb_stats_encode(vdev, out, vals);
 	for (i = 0; i < VBALLOON_S_NR; i++) {
 		le_tag = cpu_to_le16(i);
 		le_val = cpu_to_le64(vals[i]);
