@@ -27,35 +27,75 @@ stage() {
 	fi
 }
 
-# A test runner stage: its own "N passed, N failed" line is added to ours.
+# A test runner stage: its own counts are added to ours, read from a plain
+# "N passed, N failed" line, pytest's closing summary or kunit.py's "Ran N
+# tests: passed: P, failed: F"; a runner that printed none counts as one
+# stage.
 suite() {
 	local name=$1
 	shift
-	local t0=$SECONDS log line p f
+	local t0=$SECONDS log line p="" f=""
 	log=$(mktemp)
 	echo "=== $name"
 	"$@" 2>&1 | tee "$log"
 	local rc=${PIPESTATUS[0]}
 	line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	rm -f "$log"
 	if [ -n "$line" ]; then
 		p=$(sed -E 's/.*\b([0-9]+) passed.*/\1/' <<<"$line")
 		f=$(sed -E 's/.*\b([0-9]+) failed.*/\1/' <<<"$line")
+	fi
+	if [ -z "$p" ]; then
+		# pytest: "=== 3 failed, 50 passed, 1 error in 600.1s ==="
+		line=$(grep -E '^=+ .*[0-9]+ (passed|failed|errors?)\b.* in [0-9.]+s' \
+			"$log" | tail -n 1)
+		if [ -n "$line" ]; then
+			p=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+			f=$(($(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 0) + \
+				$(grep -oE '[0-9]+ errors?' <<<"$line" | grep -oE '[0-9]+' || echo 0)))
+		fi
+	fi
+	if [ -z "$p" ]; then
+		line=$(grep -E 'Ran [0-9]+ tests?: passed: [0-9]+' "$log" | tail -n 1)
+		if [ -n "$line" ]; then
+			p=$(sed -E 's/.*passed: ([0-9]+).*/\1/' <<<"$line")
+			f=$(sed -nE 's/.*failed: ([0-9]+).*/\1/p' <<<"$line")
+			f=${f:-0}
+		fi
+	fi
+	rm -f "$log"
+	if [ -n "$p" ]; then
 		passed=$((passed + p))
 		failed=$((failed + f))
-	fi
-	if [ "$rc" -ne 0 ] && { [ -z "$line" ] || [ "${f:-0}" -eq 0 ]; }; then
+		# A runner that failed without counting a failure (crash,
+		# timeout) still fails the run.
+		[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && failed=$((failed + 1))
+	elif [ "$rc" -eq 0 ]; then
+		passed=$((passed + 1))
+	else
 		failed=$((failed + 1))
 	fi
 	if [ "$rc" -ne 0 ]; then
 		failures+=("$name")
 	fi
 	echo "=== $name: rc $rc ($((SECONDS - t0))s)"
+	return "$rc"
 }
 
 stage "checkpatch --strict" make -s checkpatch
-if stage "module builds (6.1, 6.12; W=1, sparse)" make -s modules; then
-	suite "VM tests" /usr/bin/python3 tests/vm/run.py
+modules_ok=0
+stage "module builds (6.1, 6.12; W=1, sparse)" make -s modules && modules_ok=1
+intree_ok=0
+stage "in-tree builds (vballoon=y debug kernel, vballoon=m)" \
+	scripts/intree.sh build && intree_ok=1
+if [ "$intree_ok" -eq 1 ]; then
+	suite "KUnit (kunit.py on the debug kernel)" scripts/intree.sh kunit
+fi
+if [ "$modules_ok" -eq 1 ]; then
+	suite "VM tests (Debian 6.1, 6.12)" /usr/bin/python3 tests/vm/run.py
+fi
+if [ "$intree_ok" -eq 1 ]; then
+	suite "VM tests (debug kernel)" /usr/bin/python3 tests/vm/run.py \
+		--kernels debug
 fi
 
 echo
