@@ -1,0 +1,568 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Scenarios for vballoon's autodeflate modes (test_autodeflate.py).
+
+They run in a guest whose host offers deflate-on-oom and which has a
+sparse virtio-blk disk (/dev/vda once virtio_blk is loaded): reading the
+disk fills the page cache with clean pages, the case in which a naive
+shrinker deflates the balloon the host is inflating ("busy no-op") and
+drop_caches empties it.
+
+Each scenario loads vballoon with the autodeflate mode it needs, asserts
+behaviour from QEMU's side (query-balloon, guest-stats) and the guest's
+(debugfs status, /proc/meminfo, /proc/vmstat, kernel log), and relies on
+the `vm` fixture to deflate and unload afterwards.  The figures the issue
+asks for are printed (one "AUTODEFLATE-RESULT {json}" line per test; see
+them with pytest -s or -rA) and appended to autodeflate-results.jsonl in
+the VM's log directory.
+"""
+
+import json
+import time
+
+import pytest
+
+from scenarios import (_finish_hog, _start_hog, describe_balloon, mib,
+                       wait_balloon)
+from vmlib import (EXPECT_BEGIN, EXPECT_END, MiB, OOM_PATTERNS, PAGE_SIZE,
+                   find_bad_lines, wait_until)
+
+# The issue's figures: a balloon of 60 % of guest memory, a 400 MiB
+# program with about 100 MiB free.
+BUSY_BALLOON_SHARE = 0.60
+BUSY_MAX_RELEASED_SHARE = 0.05
+HOG_MIB = 400
+HOG_FREE = 100 * MiB
+HOG_SLACK = 64 * MiB
+# "Full of page cache": less than this share of MemTotal left free.
+FULL_FREE_SHARE = 0.10
+
+RESULTS_FILE = "autodeflate-results.jsonl"
+FALLBACK_WARNING = ("autodeflate=pressure needs the host to offer "
+                    "deflate-on-oom: autodeflate off")
+
+
+# -- helpers ---------------------------------------------------------------
+
+def load(vm, mode, params=""):
+    """Load vballoon with autodeflate=`mode`; returns the bound device."""
+    if not vm.info.get("vballoon"):
+        pytest.fail("vballoon.ko for %s is missing at %s: build it with "
+                    "`make modules` at the top of the repository" %
+                    (vm.kernel.release, vm.info["vballoon_ko"]),
+                    pytrace=False)
+    vm.load_driver("vballoon", ("autodeflate=%s %s" % (mode, params)).strip())
+    devs = wait_until(lambda: vm.bound_devices("vballoon"), 60, 0.5,
+                      "a virtio device bound to vballoon")
+    return devs[0]
+
+
+def status(vm, dev):
+    """debugfs status of `dev` as {name: int or str}."""
+    out = vm.check("cat /sys/kernel/debug/vballoon/%s/status" % dev)
+    res = {}
+    for line in out.splitlines():
+        name, _, val = line.strip().partition(" ")
+        if name:
+            res[name] = int(val) if val.lstrip("-").isdigit() else val
+    return res
+
+
+def check_mode(vm, dev, mode):
+    st = status(vm, dev)
+    assert st.get("autodeflate") == mode and st.get("deflate_on_oom") == 1, \
+        "vballoon loaded with autodeflate=%s on a host offering " \
+        "deflate-on-oom runs with autodeflate=%r, deflate_on_oom=%r" % (
+            mode, st.get("autodeflate"), st.get("deflate_on_oom"))
+    return st
+
+
+def delta(after, before, *names):
+    return {n: after[n] - before[n] for n in names}
+
+
+def autodeflated(after, before):
+    """Pages the driver gave back on its own between two status reads."""
+    return (after["pressure_released_pages"] - before["pressure_released_pages"]
+            + after["oom_released_pages"] - before["oom_released_pages"])
+
+
+def vmstat(vm):
+    out = vm.check("cat /proc/vmstat")
+    return {k: int(v) for k, v in (l.split() for l in out.splitlines())}
+
+
+def allocstalls(vs):
+    return sum(v for k, v in vs.items() if k.startswith("allocstall"))
+
+
+def reclaim_scans(vs):
+    return vs.get("pgscan_kswapd", 0) + vs.get("pgscan_direct", 0)
+
+
+def page_cache(mi):
+    """Page cache in bytes; a block device's cache counts as Buffers."""
+    return (mi["Buffers"] + mi["Cached"]) * 1024
+
+
+def watermarks(vm):
+    """Sum over zones of the min/low/high watermarks, in MiB."""
+    out = vm.check("cat /proc/zoneinfo")
+    res = {"min": 0, "low": 0, "high": 0}
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) == 2 and f[0] in res and f[1].isdigit():
+            res[f[0]] += int(f[1])
+    return {k: round(v * PAGE_SIZE / MiB, 1) for k, v in res.items()}
+
+
+def drop_caches(vm):
+    vm.check("sync; echo 3 > /proc/sys/vm/drop_caches")
+
+
+def record(vm, test, figures):
+    """Print the figures and append them to the VM log directory."""
+    rec = {"test": test, "kernel": vm.kernel.release}
+    rec.update(figures)
+    line = json.dumps(rec, sort_keys=True)
+    path = vm.log_dir / RESULTS_FILE
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+    print("AUTODEFLATE-RESULT %s\n(also in %s)" % (line, path))
+    return rec
+
+
+def ensure_disk(vm):
+    """Load virtio_blk so the VM's sparse disk shows up as /dev/vda."""
+    if not vm.disk_mib:
+        pytest.fail("this scenario needs a VM with disk_mib set",
+                    pytrace=False)
+    if vm.run("test -b /dev/vda")[0] != 0:
+        vm.check("modload virtio_blk")
+    wait_until(lambda: vm.run("test -b /dev/vda")[0] == 0, 60, 0.5,
+               "/dev/vda to appear after loading virtio_blk")
+    sectors = int(vm.check("cat /sys/block/vda/size"))
+    assert sectors * 512 == vm.disk_mib * MiB, \
+        "/dev/vda has %d sectors, expected %d MiB" % (sectors, vm.disk_mib)
+    # The kernel drops a block device's page cache when its last opener
+    # closes it; keep it open for the rest of the boot so that what dd
+    # read stays cached (until reclaim or drop_caches takes it).
+    if vm.run("kill -0 $(cat /tmp/vda.holder 2>/dev/null) 2>/dev/null")[0]:
+        vm.check("sleep 2147483647 </dev/vda >/dev/null 2>&1 & "
+                 "echo $! > /tmp/vda.holder")
+
+
+def start_reader(vm):
+    """Read /dev/vda in a loop in the background: the page cache fills with
+    clean pages and is refilled as fast as reclaim drops them."""
+    ensure_disk(vm)
+    vm.check("rm -f /tmp/rd.*; cat > /tmp/rd.sh <<'EOF'\n"
+             "while [ ! -e /tmp/rd.stop ]; do\n"
+             "  dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null\n"
+             "  echo pass >> /tmp/rd.passes\n"
+             "done\n"
+             "EOF\n"
+             "sh /tmp/rd.sh </dev/null >/dev/null 2>&1 &\n"
+             "echo $! > /tmp/rd.pid")
+
+
+def reader_alive(vm):
+    return vm.run("kill -0 $(cat /tmp/rd.pid)")[0] == 0
+
+
+def stop_reader(vm):
+    vm.run("touch /tmp/rd.stop; killall dd")
+    wait_until(lambda: vm.run("kill -0 $(cat /tmp/rd.pid) 2>/dev/null || "
+                              "exit 0; killall dd; exit 1")[0] == 0,
+               120, 0.5, "the disk reader loop to stop")
+
+
+def oom_lines(vm, mark):
+    """OOM-killer messages on the console since `mark` and in dmesg, outside
+    expected-splat markers."""
+    return (find_bad_lines(vm.console()[mark:], OOM_PATTERNS) +
+            find_bad_lines(vm.dmesg(), OOM_PATTERNS))
+
+
+# -- 1: busy no-op guard -----------------------------------------------------
+
+def busy_noop_guard(vm):
+    """autodeflate=pressure, clean page cache refilled all the time by a disk
+    reader: inflating to 60 % of guest memory reaches the target, and the
+    shrinker/OOM path give back less than 5 % of it meanwhile."""
+    dev = load(vm, "pressure")
+    st0 = check_mode(vm, dev, "pressure")
+    start_reader(vm)
+    try:
+        # Wait for the cache to fill the guest: reclaim must drop clean
+        # pages for every balloon page from here on.
+        def full():
+            mi = vm.meminfo()
+            return (page_cache(mi) > mi["MemTotal"] * 1024 // 2 and
+                    mi["FreeTotal"] < mi["MemTotal"] * FULL_FREE_SHARE)
+        wait_until(full, 600, 1, "the disk reader to fill the guest with "
+                   "page cache", describe_balloon(vm))
+        mi0, vs0 = vm.meminfo(), vmstat(vm)
+        st1 = status(vm, dev)
+        size = int(vm.ram_bytes * BUSY_BALLOON_SHARE) // MiB * MiB
+        target_pages = size // PAGE_SIZE
+        t0 = time.monotonic()
+        vm.set_balloon_size(size)
+        wait_balloon(vm, size)
+        secs = time.monotonic() - t0
+        st2, vs1 = status(vm, dev), vmstat(vm)
+        alive_at_target = reader_alive(vm)
+        # The balloon stays put while the reader keeps the cache churning.
+        seen = set()
+        for _ in range(5):
+            seen.add(vm.balloon_size())
+            vm.run("sleep 1")
+        st3 = status(vm, dev)
+    finally:
+        if vm.alive():
+            stop_reader(vm)
+    passes = len(vm.run("cat /tmp/rd.passes")[1].split())
+    released = autodeflated(st2, st1)
+    rec = record(vm, "busy_noop_guard", {
+        "autodeflate": st0["autodeflate"],
+        "balloon_target_mib": size // MiB,
+        "target_pages": target_pages,
+        "seconds_to_target": round(secs, 1),
+        "requests": st2["requests"] - st1["requests"],
+        "inflated_pages": st2["inflated_pages"] - st1["inflated_pages"],
+        "deflated_pages": st2["deflated_pages"] - st1["deflated_pages"],
+        "autodeflated_pages": released,
+        "autodeflated_share_of_target": round(released / target_pages, 4),
+        "pressure_released_pages": st2["pressure_released_pages"] -
+        st1["pressure_released_pages"],
+        "oom_released_pages": st2["oom_released_pages"] -
+        st1["oom_released_pages"],
+        "holds": st2["holds"] - st1["holds"],
+        "alloc_shortfalls": st2["alloc_shortfalls"] - st1["alloc_shortfalls"],
+        "inflated_blocks": st2["inflated_blocks"] - st1["inflated_blocks"],
+        "page_cache_mib_before": page_cache(mi0) // MiB,
+        "memfree_mib_before": mi0["MemFree"] // 1024,
+        "reclaim_scanned_pages": reclaim_scans(vs1) - reclaim_scans(vs0),
+        "reader_passes": passes,
+        "autodeflated_after_target": autodeflated(st3, st2),
+    })
+    assert alive_at_target, "the disk reader loop died during inflation"
+    assert rec["reclaim_scanned_pages"] > 0, \
+        "no page-cache reclaim happened while inflating: the scenario did " \
+        "not put the shrinker under pressure (%r)" % rec
+    assert released < BUSY_MAX_RELEASED_SHARE * target_pages, \
+        "autodeflate=pressure gave back %d pages (%s) while the host " \
+        "inflated to %d pages with only clean page cache in the way: " \
+        "%.1f %% >= %d %% (busy no-op): %r" % (
+            released, mib(released * PAGE_SIZE), target_pages,
+            100.0 * released / target_pages,
+            100 * BUSY_MAX_RELEASED_SHARE, rec)
+    assert seen == {size}, \
+        "balloon did not stay at %s with the reader running: saw %s" % (
+            mib(size), sorted(mib(s) for s in seen))
+    assert autodeflated(st3, st2) == 0, \
+        "pages given back after the target was reached: %r" % rec
+
+
+# -- 2: drop_caches ----------------------------------------------------------
+
+def drop_caches_keeps_balloon(vm):
+    """autodeflate=pressure, balloon at 60 %, page cache full:
+    echo 3 > drop_caches drops the cache and deflates nothing."""
+    dev = load(vm, "pressure")
+    check_mode(vm, dev, "pressure")
+    ensure_disk(vm)
+    size = int(vm.ram_bytes * BUSY_BALLOON_SHARE) // MiB * MiB
+    vm.set_balloon_size(size)
+    wait_balloon(vm, size)
+    # fill what is left of the guest with clean page cache
+    vm.check("dd if=/dev/vda of=/dev/null bs=1M count=%d 2>/dev/null"
+             % (vm.mem_mib - size // MiB), timeout=900)
+    mi0 = vm.meminfo()
+    st0, act0 = status(vm, dev), vm.query_balloon()
+    vm.check("echo 3 > /proc/sys/vm/drop_caches")
+    mi1 = vm.meminfo()
+    seen = set()
+    for _ in range(5):
+        seen.add(vm.query_balloon())
+        vm.run("sleep 1")
+    seen.add(vm.query_balloon())
+    st1 = status(vm, dev)
+    record(vm, "drop_caches", {
+        "balloon_mib": size // MiB,
+        "page_cache_mib_before": page_cache(mi0) // MiB,
+        "page_cache_mib_after": page_cache(mi1) // MiB,
+        "memavailable_mib_before": mi0["MemAvailable"] // 1024,
+        "balloon_pages": [st0["balloon_pages"], st1["balloon_pages"]],
+        "actual_mib": sorted(a // MiB for a in seen | {act0}),
+        "changed": delta(st1, st0, "pressure_released_pages",
+                         "oom_released_pages", "holds", "deflated_pages"),
+    })
+    assert page_cache(mi0) - page_cache(mi1) >= 64 * MiB, \
+        "drop_caches dropped only %s of page cache (%s -> %s): the " \
+        "scenario did not run the shrinkers on a cache worth dropping" % (
+            mib(page_cache(mi0) - page_cache(mi1)), mib(page_cache(mi0)),
+            mib(page_cache(mi1)))
+    assert st1["balloon_pages"] == st0["balloon_pages"], \
+        "drop_caches deflated the balloon: balloon_pages %d -> %d" % (
+            st0["balloon_pages"], st1["balloon_pages"])
+    assert st1["pressure_released_pages"] == st0["pressure_released_pages"], \
+        "the pressure shrinker released %d pages on drop_caches" % (
+            st1["pressure_released_pages"] - st0["pressure_released_pages"])
+    assert seen == {act0}, \
+        "query-balloon actual moved after drop_caches: %s -> %s" % (
+            mib(act0), sorted(mib(a) for a in seen))
+    assert st1["holds"] == st0["holds"]
+
+
+# -- 3: anonymous pressure ---------------------------------------------------
+
+def _squeeze_for_hog(vm, dev):
+    """Drop the cache, inflate until about HOG_FREE is free.  Returns
+    (actual, free bytes, reclaimable bytes, status)."""
+    drop_caches(vm)
+    # Leave HOG_FREE in the buddy allocator (MemFree), not counting the
+    # per-cpu free lists: after an earlier test they can hold ~50 MiB,
+    # which the watermark checks do not see, and a guest squeezed to
+    # "100 MiB free" including them sits at its min watermark -- with
+    # autodeflate=off and every other process OOM-protected, the next
+    # fork then panics the guest ("no killable processes").
+    size = (vm.meminfo()["MemFree"] * 1024 - HOG_FREE) // MiB * MiB
+    vm.set_balloon_size(size)
+    wait_balloon(vm, size)
+    actual = vm.query_balloon()
+    mi = vm.meminfo()
+    free = mi["FreeTotal"] * 1024
+    reclaimable = (mi["Active(file)"] + mi["Inactive(file)"] +
+                   mi["SReclaimable"]) * 1024
+    return actual, free, reclaimable, status(vm, dev)
+
+
+def anon_pressure(vm, mode):
+    """~100 MiB free, `memhog 400`: with autodeflate=pressure or oom the
+    program completes, nobody is OOM-killed, and the balloon gives back what
+    was needed -- and not much more."""
+    dev = load(vm, mode)
+    check_mode(vm, dev, mode)
+    mark = len(vm.console())
+    actual0, free0, recl0, st0 = _squeeze_for_hog(vm, dev)
+    _start_hog(vm, HOG_MIB)
+    samples = [vm.query_balloon()]
+    st_ready = status(vm, dev)
+    mi_hold = vm.meminfo()
+    # let a shrinker that keeps going show itself while memhog holds on
+    for _ in range(3):
+        vm.run("sleep 1")
+        samples.append(vm.query_balloon())
+    st1 = status(vm, dev)
+    rc, out = _finish_hog(vm)
+    grown_min = min(samples) - actual0
+    grown_max = max(samples) - actual0
+    # Free memory the program could get without the balloon: what was free
+    # down to the min watermark (below it only atomic and emergency
+    # allocations go; memhog's page faults are neither).
+    wm = watermarks(vm)
+    usable0 = free0 - int(wm["min"] * MiB)
+    # Needed from the balloon: the program minus that usable free memory;
+    # the lower bound also takes off everything reclaim could possibly
+    # have dropped (no swap).
+    needed = HOG_MIB * MiB - usable0
+    need_min = needed - recl0
+    # Slack for the pressure floor, the gap between the min and high
+    # watermarks kswapd aims for, OOM chunks, the per-cpu free lists and
+    # the agent's own memory.
+    allow_max = needed + HOG_SLACK
+    rec = record(vm, "anon_pressure", {
+        "autodeflate": mode,
+        "hog_mib": HOG_MIB,
+        "free_mib_before": round(free0 / MiB, 1),
+        "reclaimable_mib_before": round(recl0 / MiB, 1),
+        "actual_mib_before": actual0 // MiB,
+        "actual_mib_during": [a // MiB for a in samples],
+        "grown_mib": [round(grown_min / MiB, 1), round(grown_max / MiB, 1)],
+        "needed_mib": round(needed / MiB, 1),
+        "need_min_mib": round(need_min / MiB, 1),
+        "allow_max_mib": round(allow_max / MiB, 1),
+        "pressure_floor_pages": st0["pressure_floor_pages"],
+        "watermarks_mib": wm,
+        "while_holding_mib": {k: mi_hold[k] // 1024 for k in (
+            "MemFree", "PcpFree", "MemAvailable", "AnonPages")},
+        "at_ready": delta(st_ready, st0, "oom_released_pages", "oom_events",
+                          "pressure_released_pages", "holds"),
+        "released": delta(st1, st0, "oom_released_pages", "oom_events",
+                          "pressure_released_pages", "holds",
+                          "deflated_pages"),
+        "memhog_rc": rc,
+    })
+    assert rc == 0, "memhog %d failed (rc %d) with autodeflate=%s:\n%s" % (
+        HOG_MIB, rc, mode, out)
+    oom = oom_lines(vm, mark)
+    assert not oom, "the OOM killer ran with autodeflate=%s:\n  %s" % (
+        mode, "\n  ".join(oom))
+    assert grown_min >= need_min, \
+        "actual grew by only %s while memhog %d held its memory; it needed " \
+        "at least %s from the balloon (free %s, min watermark %s MiB, " \
+        "reclaimable %s): %r" % (
+            mib(grown_min), HOG_MIB, mib(need_min), mib(free0), wm["min"],
+            mib(recl0), rec)
+    assert grown_max <= allow_max, \
+        "the balloon gave back %s for memhog %d with %s free (%s above " \
+        "the min watermark): more than the %s needed plus %s slack: %r" % (
+            mib(grown_max), HOG_MIB, mib(free0), mib(usable0),
+            mib(needed), mib(HOG_SLACK), rec)
+    released = rec["released"]
+    total = released["oom_released_pages"] + released["pressure_released_pages"]
+    assert total * PAGE_SIZE >= grown_max, \
+        "debugfs counts %d pages released but actual grew by %s: %r" % (
+            total, mib(grown_max), rec)
+    if mode == "oom":
+        assert released["pressure_released_pages"] == 0, \
+            "the pressure shrinker released pages with autodeflate=oom: %r" \
+            % rec
+        assert released["oom_released_pages"] > 0 and \
+            released["oom_events"] > 0, "autodeflate=oom: the balloon grew " \
+            "but the OOM notifier did not count it: %r" % rec
+    else:
+        assert released["pressure_released_pages"] > 0, \
+            "autodeflate=pressure: the shrinker released nothing, the OOM " \
+            "path did all the work: %r" % rec
+    assert released["holds"] > 0, "no inflation hold counted after a " \
+        "release: %r" % rec
+
+
+# -- 4/5: autodeflate=off, OOM kill, host statistics ------------------------
+
+def _oom_kill_hog(vm):
+    """Run the hog expecting the OOM killer; returns (rc, output, console
+    OOM lines)."""
+    mark = len(vm.console())
+    vm.kmsg(EXPECT_BEGIN)
+    try:
+        _start_hog(vm, HOG_MIB)
+        rc, out = _finish_hog(vm)
+    finally:
+        if vm.alive():
+            vm.kmsg(EXPECT_END)
+    return rc, out, find_bad_lines(vm.console()[mark:], OOM_PATTERNS,
+                                   skip_expected=False)
+
+
+def off_oom_kill(vm):
+    """autodeflate=off on a host that offers deflate-on-oom: the same
+    program is OOM-killed and the balloon keeps its size."""
+    dev = load(vm, "off")
+    st = status(vm, dev)
+    assert st["autodeflate"] == "off" and st["deflate_on_oom"] == 1, \
+        "expected autodeflate off with deflate_on_oom granted: %r" % st
+    actual0, free0, recl0, st0 = _squeeze_for_hog(vm, dev)
+    vs0 = vmstat(vm)
+    rc, out, oom = _oom_kill_hog(vm)
+    vs1 = vmstat(vm)
+    actual1, st1 = vm.query_balloon(), status(vm, dev)
+    record(vm, "off_oom_kill", {
+        "free_mib_before": round(free0 / MiB, 1),
+        "actual_mib": [actual0 // MiB, actual1 // MiB],
+        "balloon_pages": [st0["balloon_pages"], st1["balloon_pages"]],
+        "memhog_rc": rc,
+        "oom_kill": vs1["oom_kill"] - vs0["oom_kill"],
+        "released": delta(st1, st0, "oom_released_pages", "oom_events",
+                          "pressure_released_pages", "holds",
+                          "deflated_pages"),
+    })
+    assert rc != 0, "memhog %d succeeded with %s free and autodeflate=off:" \
+        "\n%s" % (HOG_MIB, mib(free0), out)
+    assert oom, "memhog failed (rc %d) but the OOM killer was not seen:\n%s" \
+        % (rc, out)
+    assert vs1["oom_kill"] > vs0["oom_kill"], \
+        "/proc/vmstat oom_kill did not move: %d" % vs0["oom_kill"]
+    assert actual1 == actual0, "balloon shrank with autodeflate=off: " \
+        "actual %s -> %s" % (mib(actual0), mib(actual1))
+    assert st1["balloon_pages"] == st0["balloon_pages"]
+    assert autodeflated(st1, st0) == 0 and st1["holds"] == st0["holds"], \
+        "autodeflate=off released pages: %r -> %r" % (st0, st1)
+
+
+def _stats_answered(vm, dev, after_requests, after_update, what):
+    """Wait until the driver answered a stats request and QEMU stored a
+    newer update than given; returns (status, guest-stats)."""
+    got = {}
+
+    def ok():
+        got["st"], got["gs"] = status(vm, dev), vm.guest_stats()
+        return got["st"]["stats_requests"] > after_requests and \
+            got["gs"]["last-update"] > after_update
+    wait_until(ok, 60, 0.5, "a stats request answered and stored by QEMU "
+               "(%s)" % what,
+               lambda: "stats_requests %s, last-update %s" % (
+                   got.get("st", {}).get("stats_requests"),
+                   got.get("gs", {}).get("last-update")))
+    return got["st"], got["gs"]
+
+
+def host_stats_after_oom_kill(vm):
+    """autodeflate=off, stats polling on, OOM kill: the guest's oom_kill and
+    allocstall counters move and the driver answers a stats request made
+    after the kill (QEMU 7.2 drops tags 10-15, so their values cannot be
+    read on the host; a QEMU that shows them must show the kill)."""
+    dev = load(vm, "off")
+    actual0, free0, _, st0 = _squeeze_for_hog(vm, dev)
+    try:
+        vm.set_stats_interval(2)
+        # the polling works: two answers after enabling it
+        st, gs = _stats_answered(vm, dev, st0["stats_requests"],
+                                 vm.guest_stats()["last-update"], "first")
+        st, gs = _stats_answered(vm, dev, st["stats_requests"],
+                                 gs["last-update"], "second")
+        vs0 = vmstat(vm)
+        rc, out, oom = _oom_kill_hog(vm)
+        vs1 = vmstat(vm)
+        # every counter is read after the kill was visible in the guest
+        st_kill, gs_kill = status(vm, dev), vm.guest_stats()
+        st2, gs2 = _stats_answered(vm, dev, st_kill["stats_requests"],
+                                   gs_kill["last-update"], "after the kill")
+    finally:
+        if vm.alive():
+            vm.set_stats_interval(0)
+    stats = gs2["stats"]
+    new_tags = {k: stats[k] for k in ("stat-oom-kills", "stat-alloc-stalls")
+                if k in stats}
+    record(vm, "host_stats_after_oom_kill", {
+        "memhog_rc": rc,
+        "vmstat_oom_kill": [vs0["oom_kill"], vs1["oom_kill"]],
+        "vmstat_allocstall": [allocstalls(vs0), allocstalls(vs1)],
+        "stats_requests": [st0["stats_requests"], st_kill["stats_requests"],
+                           st2["stats_requests"]],
+        "last_update": [gs_kill["last-update"], gs2["last-update"]],
+        "qemu_stat_keys": sorted(stats),
+        "qemu_shows_tags_10_15": bool(new_tags),
+        "qemu_new_tags": new_tags,
+    })
+    assert rc != 0 and oom, "memhog %d was not OOM-killed (rc %d):\n%s" % (
+        HOG_MIB, rc, out)
+    assert vs1["oom_kill"] > vs0["oom_kill"], \
+        "guest /proc/vmstat oom_kill did not move (%d)" % vs0["oom_kill"]
+    assert allocstalls(vs1) > allocstalls(vs0), \
+        "guest /proc/vmstat allocstall_* did not move (%d)" % allocstalls(vs0)
+    assert st2["stats_requests"] > st_kill["stats_requests"]
+    assert gs2["last-update"] > gs_kill["last-update"]
+    # A QEMU that knows tags 10 and 11 must show the kill and the stalls.
+    if "stat-oom-kills" in stats:
+        assert stats["stat-oom-kills"] >= vs1["oom_kill"], new_tags
+    if "stat-alloc-stalls" in stats:
+        assert stats["stat-alloc-stalls"] >= allocstalls(vs1), new_tags
+
+
+# -- fallback without deflate-on-oom (for a boot with deflate-on-oom=off) ----
+
+def pressure_falls_back_to_off(vm):
+    """autodeflate=pressure on a host that does not offer deflate-on-oom:
+    the device runs with autodeflate off and the driver says why."""
+    assert not vm.deflate_on_oom, "needs a host without deflate-on-oom"
+    mark = len(vm.console())
+    dev = load(vm, "pressure")
+    st = status(vm, dev)
+    assert st["deflate_on_oom"] == 0 and st["autodeflate"] == "off", \
+        "autodeflate=pressure without deflate-on-oom: %r" % st
+    want = "%s: %s" % (dev, FALLBACK_WARNING)
+    wait_until(lambda: want in vm.dmesg(), 30, 0.5,
+               "the warning %r in dmesg" % want,
+               lambda: "console since load: %r" % vm.console()[mark:][-2000:])
