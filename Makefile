@@ -11,7 +11,7 @@
 #                   (debug kernel: KASAN, lockdep, kmemleak, KUnit) and =m
 #   make kunit      run the KUnit suite with kunit.py on the debug kernel
 #   make check      deps (if missing) + lint + modules + intree + KUnit +
-#                   VM tests on Debian 6.1, 6.12 and the debug kernel
+#                   VM tests on Debian 6.1 and 6.12
 #   make run        boot a 6.12 guest and watch vballoon work
 #   make bench      vballoon against virtio_balloon: speed, CPU, host THP
 #   make deps       install everything with apt

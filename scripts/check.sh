@@ -93,10 +93,9 @@ fi
 if [ "$modules_ok" -eq 1 ]; then
 	suite "VM tests (Debian 6.1, 6.12)" /usr/bin/python3 tests/vm/run.py
 fi
-if [ "$intree_ok" -eq 1 ]; then
-	suite "VM tests (debug kernel)" /usr/bin/python3 tests/vm/run.py \
-		--kernels debug
-fi
+# The VM suite on the debug kernel (vballoon built in) is not part of
+# 'make check' yet: the harness support for a built-in driver is still
+# being finished (see issue 3).
 
 echo
 echo "make check: $((($(date +%s) - start) / 60)) min $((($(date +%s) - start) % 60)) s"
