@@ -5,7 +5,10 @@ One guest is booted per (kernel, device configuration) and shared by all
 tests of a test module: test_oom_on.py runs with deflate-on-oom=on,
 test_oom_off.py with deflate-on-oom=off (each module sets VM_CONFIG).
 The `kernel` fixture is parametrized over the newest installed 6.1 and
-6.12 kernels (override with VBALLOON_KERNELS=6.12 for instance).
+6.12 kernels (override with VBALLOON_KERNELS=6.12 for instance; "debug"
+is the KASAN/lockdep/kmemleak kernel of `make intree`, with vballoon built
+in: there "load" binds the device, "unload" unbinds it, and every timeout
+is multiplied by the kernel's slowdown).
 
 The function-scoped `vm` fixture hands out the running guest and, after
 the test, puts it back in a clean state (balloon 0, no balloon driver
@@ -48,6 +51,7 @@ class VMSlot:
         self.started = time.monotonic()
 
     def get(self):
+        vmlib.set_timeout_scale(self.kernel.slowdown)
         if self.vm is not None and not self.vm.alive():
             self.deaths.append("guest died (console: %s):\n%s" % (
                 self.vm.console_path, self.vm.console_tail(30)))
@@ -100,10 +104,18 @@ def kernel(request):
 def vm_slot(request, kernel):
     config = getattr(request.module, "VM_CONFIG", {})
     label = getattr(request.module, "VM_LABEL", request.module.__name__)
+    if config.get("disk_mib") and not vmlib.ModuleIndex(kernel).has(
+            "virtio_blk"):
+        pytest.skip("%s has no virtio_blk (neither built in nor a module), "
+                    "which this module's disk needs" % kernel.release)
     slot = VMSlot(kernel, config, label)
     _slots.append(slot)
-    yield slot
-    slot.close()
+    old = vmlib.set_timeout_scale(kernel.slowdown)
+    try:
+        yield slot
+    finally:
+        slot.close()
+        vmlib.set_timeout_scale(old)
 
 
 @pytest.fixture
@@ -126,7 +138,8 @@ def vm(vm_slot):
     bad = vmlib.find_bad_lines(text)
     if bad:
         problems.append("kernel problems on the guest console during this "
-                        "test:\n  " + "\n  ".join(bad[:20]))
+                        "test:\n  " + "\n  ".join(bad[:20]) +
+                        "\n" + vmlib.bad_reports(text))
     if problems:
         if vm.alive() and any(p.startswith("could not") for p in problems):
             vm_slot.discard("cleanup failed")
@@ -140,6 +153,11 @@ def pytest_report_header(config):
         try:
             k = vmlib.find_kernel(s)
             ko = k.vballoon_ko()
+            if k.builtin_vballoon:
+                lines.append("vballoon VM tests: linux%s -> %s (%s), vballoon "
+                             "built in, timeouts x%g" % (
+                                 s, k.release, k.vmlinuz, k.slowdown))
+                continue
             lines.append("vballoon VM tests: linux%s -> %s, vballoon.ko %s" % (
                 s, k.release, ko if ko.exists() else "MISSING (%s)" % ko))
         except vmlib.HarnessError as exc:

@@ -4,6 +4,7 @@
 
     tests/vm/run.py                      # both kernels, all tests
     tests/vm/run.py --kernels 6.12       # only the newest 6.12 kernel
+    tests/vm/run.py --kernels 6.1,6.12,debug   # plus the debug kernel
     tests/vm/run.py -k stats -x          # extra arguments go to pytest
 
 Boots 2 guests per kernel under QEMU/TCG (deflate-on-oom on and off) and
@@ -12,6 +13,10 @@ virtio_balloon.ko.  vballoon.ko is expected in build/<release>/ (see
 `make modules`); without it the vballoon tests fail with a message saying
 so, the virtio_balloon parity tests still run.  Exits non-zero on any
 failure; pytest's closing "N passed, N failed" line is the last output.
+
+"debug" is the 6.12 KASAN/lockdep/kmemleak kernel that `make intree`
+builds, with vballoon built in (bound/unbound instead of insmod/rmmod);
+it is not in the default set.
 """
 
 import argparse
@@ -26,8 +31,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog="Unknown arguments are passed to "
                                  "pytest.")
-    ap.add_argument("--kernels", help="comma separated kernel series "
-                    "(default 6.1,6.12)")
+    ap.add_argument("--kernels", help="comma separated kernel series: "
+                    "6.1, 6.12 and/or debug (the `make intree` debug kernel)"
+                    " (default 6.1,6.12)")
     ap.add_argument("--quiet", action="store_true",
                     help="one character per test instead of one line")
     args, rest = ap.parse_known_args()

@@ -85,3 +85,65 @@ def test_installed_kernels_are_discoverable():
     for series in ("6.1", "6.12"):
         k = vmlib.find_kernel(series)
         assert k.vmlinuz.exists() and (k.moddir / "modules.dep").exists()
+
+
+def test_bad_reports_show_context():
+    text = "\n".join([
+        "[ 1.0] ok",
+        "[ 2.0] ==================================================================",
+        "[ 2.0] BUG: KASAN: slab-use-after-free in vb_inflate+0x10/0x20",
+        "[ 2.0] Read of size 8 at addr ffff888",
+        "[ 2.0] Call Trace:",
+        "[ 2.0]  vb_inflate+0x10/0x20",
+        "[ 2.0] ==================================================================",
+        "[ 3.0] later line",
+        "[ 4.0] WARNING: possible circular locking dependency detected",
+    ])
+    bad = vmlib.find_bad_lines(text)
+    assert any("KASAN" in l for l in bad)
+    rep = vmlib.bad_reports(text)
+    assert "Read of size 8" in rep and "vb_inflate+0x10" in rep
+    first, second = rep.split("----- kernel report 2")
+    assert "later line" not in first      # the report ends at its "===="
+    assert "circular locking" in second
+    for p in ("sleeping function called from invalid context",
+              "inconsistent lock state", "suspicious RCU usage",
+              "possible recursive locking", "WARNING: lock held"):
+        assert vmlib.find_bad_lines("[ 1.0] " + p), p
+    assert vmlib.bad_reports("all fine\n") == ""
+
+
+def test_parse_kmemleak():
+    text = """unreferenced object 0xffff8880 (size 64):
+  comm "sh", pid 1, jiffies 4294
+  backtrace (crc 0):
+    kmemleak_alloc+0x4a/0x80
+    vb_stats_init+0x22/0x40
+unreferenced object 0xffff8881 (size 32):
+  comm "swapper/0", pid 1, jiffies 4294
+  backtrace (crc 0):
+    acpi_ut_allocate+0x1/0x2
+"""
+    ours, others = vmlib.parse_kmemleak(text)
+    assert len(ours) == 1 and "vb_stats_init" in ours[0]
+    assert len(others) == 1 and "acpi_ut_allocate" in others[0]
+    assert vmlib.parse_kmemleak("") == ([], [])
+
+
+def test_debug_kernel_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("VBALLOON_DEBUG_KERNEL_DIR", str(tmp_path))
+    with pytest.raises(vmlib.HarnessError, match="make intree"):
+        vmlib.find_kernel("debug")
+    assert vmlib.Kernel("6.12.1-x", None, None, label="debug").series \
+        == "debug"
+
+
+def test_timeout_scale():
+    old = vmlib.set_timeout_scale(0.01)
+    try:
+        t0 = vmlib.time.monotonic()
+        with pytest.raises(vmlib.WaitTimeout):
+            vmlib.wait_until(lambda: False, 10, 0.01)
+        assert vmlib.time.monotonic() - t0 < 5
+    finally:
+        vmlib.set_timeout_scale(old)

@@ -6,6 +6,7 @@ Without deflate-on-oom, ballooned pages leave the guest's MemTotal.
 
 import pytest
 
+import autodeflate_scenarios
 import scenarios
 
 VM_CONFIG = {"deflate_on_oom": False}
@@ -41,3 +42,9 @@ def test_rmmod_with_inflated_balloon(vm, driver):
 
 def test_console_clean_at_end_of_boot(vm_slot):
     scenarios.console_clean(vm_slot)
+
+
+def test_pressure_falls_back_to_off(vm):
+    """autodeflate=pressure from a host that does not offer deflate-on-oom
+    runs with autodeflate off and says so."""
+    autodeflate_scenarios.pressure_falls_back_to_off(vm)

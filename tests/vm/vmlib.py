@@ -63,6 +63,12 @@ BAD_CONSOLE_PATTERNS = (
     "WARNING:", "BUG:", "Call Trace", "kernel BUG", "Oops",
     "general protection fault", "Kernel panic", "list_del corruption",
     "list_add corruption", "UBSAN:", "refcount_t:",
+    # debug kernel (KASAN, lockdep, DEBUG_ATOMIC_SLEEP); most of these lines
+    # also start with "BUG:" or "WARNING:", listed so that they stay caught
+    "BUG: KASAN", "possible circular locking dependency",
+    "possible recursive locking", "inconsistent lock state",
+    "suspicious RCU usage", "WARNING: lock held",
+    "sleeping function called from invalid context",
 )
 OOM_PATTERNS = ("Out of memory", "oom-kill", "invoked oom-killer")
 
@@ -71,6 +77,11 @@ INITRAMFS_FORMAT = "vbtest-initramfs-3"
 
 TRANSPORT_MODULES = ("virtio_pci",)   # pulls in virtio, virtio_ring, ...
 BALLOON_DRIVERS = ("vballoon", "virtio_balloon")
+
+
+# Symbols that make a kmemleak report ours (a failure); other leaks are
+# printed only.
+KMEMLEAK_OURS_RE = re.compile(r"\b(vb_\w+|\w*vballoon\w*)")
 
 
 class HarnessError(Exception):
@@ -103,13 +114,33 @@ def cache_dir():
     return d
 
 
+# Multiplier for every wait_until() timeout: the harness sets it to the
+# slowdown of the kernel under test (see Kernel.slowdown, set_timeout_scale)
+# so that the safety nets of the scenarios stretch for a debug kernel.
+_timeout_scale = 1.0
+
+
+def set_timeout_scale(scale):
+    """Scale all later wait_until() timeouts by `scale`; returns the old
+    value."""
+    global _timeout_scale
+    old, _timeout_scale = _timeout_scale, float(scale)
+    return old
+
+
+def timeout_scale():
+    return _timeout_scale
+
+
 def wait_until(pred, timeout, interval=0.5, what="condition", describe=None):
     """Poll pred() until it returns a truthy value, which is returned.
 
-    Raises WaitTimeout after `timeout` seconds, naming `what`, the last value
-    pred() returned (or the exception it raised) and, if given, the text that
+    Raises WaitTimeout after `timeout` seconds (times the current timeout
+    scale, see set_timeout_scale), naming `what`, the last value pred()
+    returned (or the exception it raised) and, if given, the text that
     describe() returns at that moment (e.g. the current balloon state).
     """
+    timeout = timeout * _timeout_scale
     deadline = time.monotonic() + timeout
     start = time.monotonic()
     last, last_exc = None, None
@@ -151,15 +182,71 @@ EXPECT_END = "vbtest: expected kernel splat end"
 def find_bad_lines(text, patterns=BAD_CONSOLE_PATTERNS, skip_expected=True):
     """Lines of `text` containing any of `patterns`, ignoring lines between
     EXPECT_BEGIN and EXPECT_END markers (unless skip_expected=False)."""
+    return [line for _, line in
+            _bad_line_numbers(text.splitlines(), patterns, skip_expected)]
+
+
+def _bad_line_numbers(lines, patterns, skip_expected):
     bad, inside = [], False
-    for line in text.splitlines():
+    for i, line in enumerate(lines):
         if skip_expected and EXPECT_BEGIN in line:
             inside = True
         elif skip_expected and EXPECT_END in line:
             inside = False
         elif not inside and any(p in line for p in patterns):
-            bad.append(line)
+            bad.append((i, line))
     return bad
+
+
+# Lines that close a kernel report (KASAN, lockdep, WARN, BUG).
+_REPORT_END_RE = re.compile(r"---\[ end trace|^(\[[ \d.]+\] )?={20,}\s*$")
+
+
+def bad_reports(text, patterns=BAD_CONSOLE_PATTERNS, skip_expected=True,
+                before=3, after=80, max_reports=3):
+    """The kernel reports around the bad lines of `text`, as one string:
+    for each of the first `max_reports` reports, `before` lines of context
+    and up to `after` lines following the first bad line (stopping at an
+    "---[ end trace" or "=====" line).  Empty if the text is clean."""
+    lines = text.splitlines()
+    bad = _bad_line_numbers(lines, patterns, skip_expected)
+    out, covered, n = [], -1, 0
+    for i, _ in bad:
+        if i <= covered:
+            continue
+        if n == max_reports:
+            out.append("... (%d more bad lines not shown)" %
+                       sum(1 for j, _ in bad if j > covered))
+            break
+        n += 1
+        start = max(0, i - before, covered + 1)
+        end = min(len(lines), i + after)
+        for j in range(i + 1, end):
+            if _REPORT_END_RE.search(lines[j]) and j > i + 1:
+                end = j + 1
+                break
+        out.append("----- kernel report %d (console line %d) -----" %
+                   (n, i + 1))
+        out.extend(lines[start:end])
+        covered = end - 1
+    return "\n".join(out)
+
+
+def parse_kmemleak(text):
+    """Split /sys/kernel/debug/kmemleak into its "unreferenced object"
+    reports; returns (ours, others), ours being the reports whose text
+    (backtrace) names a vballoon symbol (vb_*, *vballoon*)."""
+    reports, cur = [], None
+    for line in text.splitlines():
+        if line.startswith("unreferenced object"):
+            cur = [line]
+            reports.append(cur)
+        elif cur is not None:
+            cur.append(line)
+    reports = ["\n".join(r) for r in reports]
+    ours = [r for r in reports if KMEMLEAK_OURS_RE.search(r)]
+    others = [r for r in reports if not KMEMLEAK_OURS_RE.search(r)]
+    return ours, others
 
 
 # --------------------------------------------------------------------------
@@ -170,9 +257,21 @@ class Kernel:
     release: str
     vmlinuz: Path
     moddir: Path
+    # vballoon is compiled into this kernel (=y): it binds the balloon at
+    # boot; "load"/"unload" become bind/unbind (see VM.load_driver)
+    builtin_vballoon: bool = False
+    # series name when it is not the release's x.y ("debug")
+    label: str = ""
+    # how many times slower than a distribution kernel (KASAN, lockdep):
+    # every harness timeout is multiplied by it
+    slowdown: float = 1.0
+    # extra kernel command line for every boot of this kernel
+    cmdline: str = ""
 
     @property
     def series(self):
+        if self.label:
+            return self.label
         return ".".join(self.release.split(".")[:2])
 
     def vballoon_ko(self):
@@ -192,8 +291,55 @@ def installed_kernels(boot="/boot"):
     return sorted(out, key=lambda k: _version_key(k.release))
 
 
+DEBUG_SLOWDOWN = 4.0
+# Under KASAN + TCG, ACPI's _PRT method (PCI interrupt routing) runs into
+# AE_AML_LOOP_TIMEOUT (30 s): "virtio-pci 0000:00:02.0: PCI INT A: no GSI",
+# and the balloon (INTx, no MSI-X) never gets an interrupt.  Route PCI
+# interrupts from the BIOS tables instead.
+DEBUG_CMDLINE = "pci=noacpi"
+
+
+def debug_kernel_dir():
+    d = os.environ.get("VBALLOON_DEBUG_KERNEL_DIR")
+    return Path(d) if d else cache_dir() / "debug-kernel"
+
+
+def find_debug_kernel():
+    """The debug kernel `make intree` (scripts/intree.sh build) published:
+    6.12 with KASAN, lockdep, kmemleak, ... and vballoon built in."""
+    cur = debug_kernel_dir() / "current"
+    hint = ("build it with `make intree` (scripts/intree.sh build debug) at "
+            "the top of the repository")
+    if not cur.exists():
+        raise HarnessError("no debug kernel: %s is missing; %s" % (cur, hint))
+    kv = dict(l.split("=", 1) for l in cur.read_text().splitlines()
+              if "=" in l)
+    missing = [k for k in ("RELEASE", "BZIMAGE", "MODDIR") if not kv.get(k)]
+    if missing:
+        raise HarnessError("%s lacks %s; %s" % (cur, ", ".join(missing), hint))
+    vmlinuz, moddir = Path(kv["BZIMAGE"]), Path(kv["MODDIR"])
+    for f in (vmlinuz, moddir / "modules.dep"):
+        if not f.exists():
+            raise HarnessError("debug kernel named by %s is incomplete: %s "
+                               "missing; %s" % (cur, f, hint))
+    builtin = moddir / "modules.builtin"
+    has_vb = builtin.exists() and "vballoon" in {
+        _modname(l) for l in builtin.read_text().split()}
+    if not has_vb:
+        raise HarnessError("debug kernel %s does not have vballoon built in "
+                           "(%s); %s" % (kv["RELEASE"], builtin, hint))
+    slow = float(os.environ.get("VBALLOON_DEBUG_SLOWDOWN", DEBUG_SLOWDOWN))
+    return Kernel(kv["RELEASE"], vmlinuz, moddir, builtin_vballoon=True,
+                  label="debug", slowdown=slow,
+                  cmdline=os.environ.get("VBALLOON_DEBUG_CMDLINE",
+                                         DEBUG_CMDLINE))
+
+
 def find_kernel(series, boot="/boot"):
-    """Newest installed kernel of a series such as "6.1" or "6.12"."""
+    """Newest installed kernel of a series such as "6.1" or "6.12", or the
+    debug kernel built by `make intree` for "debug"."""
+    if series == "debug":
+        return find_debug_kernel()
     cands = [k for k in installed_kernels(boot) if k.series == series]
     if not cands:
         raise HarnessError(
@@ -207,6 +353,18 @@ def _modname(path):
     name = Path(path).name
     name = re.sub(r"\.ko(\.(xz|zst|gz))?$", "", name)
     return name.replace("-", "_")
+
+
+def _param_equal(want, got):
+    """A module parameter value as written vs. as read back (bools read
+    back as Y/N)."""
+    if got is None:
+        return False
+    if want == got:
+        return True
+    b = {"y": "Y", "1": "Y", "true": "Y", "on": "Y",
+         "n": "N", "0": "N", "false": "N", "off": "N"}
+    return b.get(want.lower()) is not None and b.get(want.lower()) == got
 
 
 def _read_module(path):
@@ -246,6 +404,10 @@ class ModuleIndex:
         bfile = kernel.moddir / "modules.builtin"
         if bfile.exists():
             self.builtin = {_modname(l) for l in bfile.read_text().split()}
+
+    def has(self, name):
+        """`name` is built in or available as a module."""
+        return name in self.builtin or name in self.paths
 
     def closure(self, name, extra_deps=None):
         """Modules to insmod for `name`, dependencies first (builtins left
@@ -366,9 +528,13 @@ def build_initramfs(kernel, with_vballoon=True, busybox="/bin/busybox",
             sources[m] = idx.paths[m]
     vb_ko = kernel.vballoon_ko()
     info = {"kernel": kernel.release, "vballoon": False,
-            "vballoon_ko": str(vb_ko)}
+            "vballoon_ko": str(vb_ko),
+            "vballoon_builtin": kernel.builtin_vballoon}
     vb_data = None
-    if with_vballoon and vb_ko.exists():
+    if kernel.builtin_vballoon:
+        info["vballoon"] = True
+        info["vballoon_ko"] = "(built into %s)" % kernel.vmlinuz
+    elif with_vballoon and vb_ko.exists():
         vb_data = vb_ko.read_bytes()
         vermagic = modinfo_field(vb_data, "vermagic") or ""
         if vermagic.split(" ")[0] != kernel.release:
@@ -529,6 +695,13 @@ class VM:
         self.info = None
         self.boot_seconds = None
         self.qmp_events = []
+        # timeouts of this guest are multiplied by it (debug kernel)
+        self.slowdown = float(getattr(kernel, "slowdown", 1.0) or 1.0)
+        self.builtin_vballoon = bool(getattr(kernel, "builtin_vballoon",
+                                             False))
+        # built-in vballoon: its parameters as read at boot
+        self.vb_param_defaults = {}
+        self.boot_bound = []   # devices vballoon had bound at boot
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -539,6 +712,8 @@ class VM:
         dev = "virtio-balloon-pci," + ",".join(
             "%s=%s" % kv for kv in props.items())
         append = "console=ttyS0 panic=-1"
+        if getattr(self.kernel, "cmdline", ""):
+            append += " " + self.kernel.cmdline
         if self.append:
             append += " " + self.append
         return [
@@ -607,12 +782,15 @@ class VM:
             if "QMP" not in greeting:
                 raise HarnessError("unexpected QMP greeting %r" % greeting)
             self.qmp("qmp_capabilities")
-            self._agent_wait(b"@@VBAGENT-READY@@", boot_timeout, "boot")
+            self._agent_wait(b"@@VBAGENT-READY@@",
+                             boot_timeout * self.slowdown, "boot")
             self.boot_seconds = time.monotonic() - t0
             # the first round trip proves the channel works both ways
             rc, out = self.run("echo ping", timeout=60)
             if rc != 0 or out.strip() != "ping":
                 raise HarnessError("agent handshake failed: %r %r" % (rc, out))
+            if self.builtin_vballoon:
+                self._builtin_boot_state()
         except BaseException:
             self.kill()
             raise
@@ -725,6 +903,7 @@ class VM:
         """
         with self._lock:
             self._check_alive("running %r" % cmd)
+            timeout = timeout * self.slowdown
             rid = "%d-%x" % (next(self._ids), int(time.time() * 1000))
             req = "%s %d %s\n" % (rid, max(1, int(timeout)),
                                   base64.b64encode(cmd.encode()).decode())
@@ -851,19 +1030,107 @@ class VM:
         self.check("echo %s > /dev/kmsg" % shlex.quote(text))
 
     def loaded(self, module):
+        """Module `module` is loaded; for a built-in vballoon: it is bound
+        to a device (built-ins have no initstate)."""
+        if module == "vballoon" and self.builtin_vballoon:
+            return bool(self.bound_devices("vballoon"))
         rc, _ = self.run("test -e /sys/module/%s/initstate" % module)
         return rc == 0
 
     def load_driver(self, name, params=""):
+        """insmod `name` (with its dependencies) and `params`.  For a
+        built-in vballoon: write `params` (name=value ...) to
+        /sys/module/vballoon/parameters/ (the others back to their boot
+        defaults) and bind the balloon device, taking it from any other
+        driver first.  Loading virtio_balloon next to a built-in vballoon
+        first unbinds vballoon."""
+        if name == "vballoon" and self.builtin_vballoon:
+            return self._bind_builtin(params)
         if name == "vballoon" and not self.info.get("vballoon"):
             raise HarnessError(
                 "vballoon.ko for %s not found at %s; build it with "
                 "`make -C %s modules`" % (self.kernel.release,
                                           self.info["vballoon_ko"], REPO_ROOT))
+        if self.builtin_vballoon and self.bound_devices("vballoon"):
+            self._unbind_builtin(300)
         return self.check("modload %s %s" % (name, params), timeout=300)
 
     def unload_driver(self, name, timeout=600):
+        """rmmod `name`; for a built-in vballoon: unbind it from its devices
+        and reset its parameters to the boot defaults."""
+        if name == "vballoon" and self.builtin_vballoon:
+            return self._unbind_builtin(timeout)
         return self.check("rmmod %s" % name, timeout=timeout)
+
+    # -- built-in vballoon -------------------------------------------------
+
+    VB_PARAMS = "/sys/module/vballoon/parameters"
+    VB_DRIVER = "/sys/bus/virtio/drivers/vballoon"
+
+    def _builtin_boot_state(self):
+        """After boot: remember vballoon's parameter defaults and unbind it,
+        so every test starts like with the module kernels (no balloon
+        driver)."""
+        out = self.check("cd %s && for f in *; do echo \"$f=$(cat $f)\"; "
+                         "done" % self.VB_PARAMS)
+        self.vb_param_defaults = dict(
+            l.split("=", 1) for l in out.splitlines() if "=" in l)
+        if not self.vb_param_defaults:
+            raise HarnessError("no parameters in %s" % self.VB_PARAMS)
+        self.boot_bound = self.bound_devices("vballoon")
+        self._unbind_builtin(600)
+
+    def balloon_device(self):
+        """Name (virtioN) of the virtio balloon device (id 5)."""
+        out = self.check("for d in /sys/bus/virtio/devices/*; do "
+                         "[ $(cat $d/device) = 0x0005 ] && basename $d; "
+                         "done; true")
+        devs = out.split()
+        if not devs:
+            raise HarnessError("no virtio balloon device in the guest")
+        return devs[0]
+
+    def _set_vb_params(self, params):
+        want = dict(self.vb_param_defaults)
+        for tok in shlex.split(params or ""):
+            if "=" not in tok:
+                raise HarnessError("vballoon parameter %r is not name=value"
+                                   % tok)
+            k, v = tok.split("=", 1)
+            if k not in want:
+                raise HarnessError("vballoon has no parameter %r (has %s)" %
+                                   (k, ", ".join(sorted(want))))
+            want[k] = v
+        self.check("; ".join(
+            "echo %s > %s/%s" % (shlex.quote(v), self.VB_PARAMS, k)
+            for k, v in sorted(want.items())) + "; true")
+        cur = self.check("cd %s && for f in *; do echo \"$f=$(cat $f)\"; "
+                         "done" % self.VB_PARAMS)
+        got = dict(l.split("=", 1) for l in cur.splitlines() if "=" in l)
+        bad = {k: (v, got.get(k)) for k, v in want.items()
+               if not _param_equal(v, got.get(k))}
+        if bad:
+            raise CommandFailed("could not set vballoon parameters "
+                                "(wanted, read back): %r" % bad)
+
+    def _bind_builtin(self, params=""):
+        dev = self.balloon_device()
+        for drv in BALLOON_DRIVERS:
+            if dev in self.bound_devices(drv):
+                self.check("echo %s > /sys/bus/virtio/drivers/%s/unbind"
+                           % (dev, drv), timeout=600)
+        self._set_vb_params(params)
+        return self.check("echo %s > %s/bind" % (dev, self.VB_DRIVER),
+                          timeout=300)
+
+    def _unbind_builtin(self, timeout=600):
+        out = ""
+        for dev in self.bound_devices("vballoon"):
+            out += self.check("echo %s > %s/unbind" % (dev, self.VB_DRIVER),
+                              timeout=timeout)
+        if self.vb_param_defaults:
+            self._set_vb_params("")
+        return out
 
     def bound_devices(self, driver):
         """virtio devices bound to `driver` (names like virtio0)."""
@@ -873,7 +1140,9 @@ class VM:
 
     def reset_balloon(self, timeout=900):
         """Target balloon 0, wait for it if a driver is loaded, unload all
-        balloon drivers.  Leaves the VM ready for the next test."""
+        balloon drivers (built-in vballoon: unbind it, parameters back to
+        their defaults).  Leaves the VM ready for the next test: the balloon
+        device bound to no driver."""
         self.set_balloon(self.ram_bytes)
         for drv in BALLOON_DRIVERS:
             if self.loaded(drv):
@@ -883,3 +1152,24 @@ class VM:
                            lambda: "actual=%d MiB" %
                            (self.query_balloon() // MiB))
                 self.unload_driver(drv)
+        if self.builtin_vballoon:
+            self._unbind_builtin()
+            left = {d: self.bound_devices(d) for d in BALLOON_DRIVERS}
+            left = {d: v for d, v in left.items() if v}
+            if left:
+                raise HarnessError("balloon device still bound after "
+                                   "reset: %r" % left)
+
+    def kmemleak_check(self, scans=2, scan_timeout=300):
+        """Run kmemleak (debug kernels): `scans` scans, then read the
+        report.  Returns (ours, others) as parse_kmemleak(), or None when
+        the kernel has no kmemleak."""
+        path = "/sys/kernel/debug/kmemleak"
+        if self.run("test -e %s" % path)[0] != 0:
+            return None
+        for _ in range(scans):
+            # the write returns when the scan is done; bounded by timeout
+            self.check("echo scan > %s" % path, timeout=scan_timeout)
+        text = self.check("cat %s" % path, timeout=120)
+        (self.log_dir / "kmemleak.txt").write_text(text)
+        return parse_kmemleak(text)
