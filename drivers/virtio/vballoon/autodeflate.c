@@ -236,9 +236,13 @@ void vb_autodeflate_setup(struct vballoon *vb)
 		hold = VB_HOLD_DEFAULT_MS;
 	}
 	vb->hold_jiffies = msecs_to_jiffies(hold);
-	/* Keep 1/64 of memory, at least 16 MiB, available. */
-	vb->pressure_floor = max(totalram_pages() / 64,
-				 (unsigned long)(SZ_16M >> PAGE_SHIFT));
+	/*
+	 * Keep 1/256 of memory, at least 4 MiB, available.  MemAvailable
+	 * already leaves out the watermark reserves, so a larger floor only
+	 * gives the guest more than it needs and the host less.
+	 */
+	vb->pressure_floor = max(totalram_pages() / 256,
+				 (unsigned long)(SZ_4M >> PAGE_SHIFT));
 }
 
 int vb_autodeflate_start(struct vballoon *vb)
