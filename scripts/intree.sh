@@ -349,10 +349,21 @@ build_variant() {
 		return 0
 	fi
 	t0=$SECONDS
-	# only one O= dir per variant is kept (a config change starts afresh)
+	# Only one O= dir per variant is kept.  After a config change the
+	# previous one is renamed and reused: kbuild tracks which objects
+	# depend on which symbols, so a changed fragment rebuilds minutes
+	# of objects, not the whole kernel.
 	local d
 	for d in "$WORK/$variant"-*/; do
-		[ -d "$d" ] && [ "${d%/}" != "$out" ] && { log "removing old $d"; rm -rf "$d"; }
+		[ -d "$d" ] && [ "${d%/}" != "$out" ] || continue
+		if [ ! -e "$out" ]; then
+			log "reusing ${d%/} as $out (config changed)"
+			mv "${d%/}" "$out"
+			rm -f "$out/build-first.log"
+		else
+			log "removing old $d"
+			rm -rf "$d"
+		fi
 	done
 	configure "$variant" "$out"
 	# Always recompile the driver's own objects, so its warnings show up

@@ -2,54 +2,226 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Run the vballoon VM test suite (used by `make check`).
 
-    tests/vm/run.py                      # both kernels, all tests
+    tests/vm/run.py                      # 6.1 and 6.12, every module
     tests/vm/run.py --kernels 6.12       # only the newest 6.12 kernel
     tests/vm/run.py --kernels 6.1,6.12,debug   # plus the debug kernel
-    tests/vm/run.py -k stats -x          # extra arguments go to pytest
+    tests/vm/run.py --modules oom_on -k stats -x   # extra args: pytest
 
-Boots 2 guests per kernel under QEMU/TCG (deflate-on-oom on and off) and
-runs every scenario against our vballoon.ko and the kernel's own
-virtio_balloon.ko.  vballoon.ko is expected in build/<release>/ (see
-`make modules`); without it the vballoon tests fail with a message saying
-so, the virtio_balloon parity tests still run.  Exits non-zero on any
-failure; pytest's closing "N passed, N failed" line is the last output.
+The suite is cut into jobs, one per (kernel, test module): each job is a
+pytest process that boots its own guest under QEMU/TCG.  Jobs run
+--jobs at a time (default: one per core, at most one per 3 GiB of host
+RAM), longest first; a job's output is printed whole when it ends, so
+parallel jobs do not interleave.  The last line is "N passed, N failed"
+summed over every job (skips are listed, not counted); the exit status
+is non-zero if any job failed or printed no pytest summary.
 
-"debug" is the 6.12 KASAN/lockdep/kmemleak kernel that `make intree`
-builds, with vballoon built in (bound/unbound instead of insmod/rmmod);
-it is not in the default set.
+Every scenario runs against our vballoon.ko and, for parity, the
+kernel's own virtio_balloon.ko.  vballoon.ko is expected in
+build/<release>/ (see `make modules`).  "debug" is the 6.12
+KASAN/lockdep/kmemleak kernel `make intree` builds, with vballoon built in
+(bound/unbound instead of insmod/rmmod); there only vballoon is exercised
+(VBALLOON_DRIVERS=vballoon): the sanitizers are there for our driver.
 """
 
 import argparse
 import os
+import re
 import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Rough minutes per job on one core of a 2-core TCG host; only used to start
+# the longest jobs first so the parallel lanes end together.
+MODULES = {
+    "oom_on": 3.0,
+    "oom_off": 2.2,
+    "batch": 2.0,
+    "autodeflate": 3.0,
+}
+# the debug kernel runs vballoon only (half the scenarios) but is ~3x slower
+KERNEL_WEIGHT = {"debug": 1.6}
+JOB_TIMEOUT = 60 * 60
+
+SUMMARY_RE = re.compile(r"^=+ (.*\b(passed|failed|errors?|skipped|"
+                        r"deselected|no tests ran)\b.*) in [0-9.]+s")
+
+
+def default_jobs():
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        by_mem = max(1, pages // (3 << 30))
+    except (ValueError, OSError):
+        by_mem = 2
+    return max(1, min(os.cpu_count() or 1, by_mem, 6))
+
+
+class Job:
+    def __init__(self, kernel, module, pytest_args, python):
+        self.kernel = kernel
+        self.module = module
+        self.name = "%s/%s" % (kernel or "-", module)
+        self.weight = MODULES.get(module, 0.1) * KERNEL_WEIGHT.get(kernel, 1)
+        self.cmd = [python, "-m", "pytest",
+                    os.path.join(HERE, "test_%s.py" % module), "-v",
+                    "--durations=5"] + pytest_args
+        self.env = dict(os.environ)
+        if kernel:
+            self.env["VBALLOON_KERNELS"] = kernel
+        if kernel == "debug":
+            self.env.setdefault("VBALLOON_DRIVERS", "vballoon")
+        self.proc = None
+        self.log = None
+        self.start = self.end = None
+        self.counts = {}
+        self.summary = None
+
+    def launch(self):
+        self.log = tempfile.TemporaryFile(mode="w+")
+        self.start = time.monotonic()
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def finish(self):
+        self.end = time.monotonic()
+        self.log.seek(0)
+        text = self.log.read()
+        self.log.close()
+        for line in text.splitlines():
+            m = SUMMARY_RE.match(line)
+            if m:
+                self.summary = m.group(1)
+        if self.summary:
+            for n, what in re.findall(r"(\d+) (passed|failed|errors?|"
+                                      r"skipped|deselected)", self.summary):
+                what = "error" if what.startswith("error") else what
+                self.counts[what] = self.counts.get(what, 0) + int(n)
+        return text
+
+    @property
+    def passed(self):
+        return self.counts.get("passed", 0)
+
+    @property
+    def failed(self):
+        n = self.counts.get("failed", 0) + self.counts.get("error", 0)
+        # died, timed out or printed no summary: that is a failure too
+        if self.summary is None or (self.proc.returncode not in (0, 5)
+                                    and n == 0):
+            n += 1
+        return n
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog="Unknown arguments are passed to "
-                                 "pytest.")
-    ap.add_argument("--kernels", help="comma separated kernel series: "
-                    "6.1, 6.12 and/or debug (the `make intree` debug kernel)"
-                    " (default 6.1,6.12)")
+                                 "every pytest job.")
+    ap.add_argument("--kernels", default=os.environ.get(
+        "VBALLOON_KERNELS", "6.1,6.12"),
+        help="comma separated kernel series: 6.1, 6.12 and/or debug (the "
+        "`make intree` debug kernel) (default 6.1,6.12)")
+    ap.add_argument("--modules", default=",".join(list(MODULES) +
+                                                  ["harness"]),
+                    help="comma separated test modules (test_<name>.py): "
+                    "%s and harness (no VM) (default: all)" %
+                    ", ".join(MODULES))
+    ap.add_argument("--jobs", "-j", type=int,
+                    default=int(os.environ.get("VBALLOON_VM_JOBS", "0")) or
+                    default_jobs(),
+                    help="jobs (guests) run at once (default %d here; "
+                    "env VBALLOON_VM_JOBS)" % default_jobs())
     ap.add_argument("--quiet", action="store_true",
-                    help="one character per test instead of one line")
+                    help="print only failing jobs' output")
     args, rest = ap.parse_known_args()
-    if args.kernels:
-        os.environ["VBALLOON_KERNELS"] = args.kernels
     for tool in ("qemu-system-x86_64", "gcc"):
         if not shutil.which(tool):
             sys.exit("run.py: %s not found (apt-get install qemu-system-x86 "
                      "gcc busybox-static)" % tool)
     python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") \
         else sys.executable
-    cmd = [python, "-m", "pytest", HERE, "-q" if args.quiet else "-v",
-           "--durations=5"] + rest
-    print("run.py:", " ".join(cmd), flush=True)
-    os.execv(python, cmd)
+    kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    modules = [m.strip() for m in args.modules.split(",") if m.strip()]
+    for m in modules:
+        if not os.path.exists(os.path.join(HERE, "test_%s.py" % m)):
+            sys.exit("run.py: no test module test_%s.py" % m)
+    jobs = []
+    for m in modules:
+        if m in MODULES:
+            jobs += [Job(k, m, rest, python) for k in kernels]
+        else:
+            jobs.append(Job(None, m, rest, python))
+    pending = sorted(jobs, key=lambda j: -j.weight)
+    running = []
+    t0 = time.monotonic()
+    print("run.py: %d jobs, %d at a time: %s" % (
+        len(jobs), args.jobs, " ".join(j.name for j in pending)), flush=True)
+
+    def elapsed():
+        return "%5.0fs" % (time.monotonic() - t0)
+
+    try:
+        while pending or running:
+            while pending and len(running) < args.jobs:
+                job = pending.pop(0)
+                job.launch()
+                running.append(job)
+                print("%s start %s" % (elapsed(), job.name), flush=True)
+            time.sleep(0.5)
+            for job in list(running):
+                if job.proc.poll() is None and \
+                        time.monotonic() - job.start > JOB_TIMEOUT:
+                    print("%s %s: timed out after %d s, killed" % (
+                        elapsed(), job.name, JOB_TIMEOUT), flush=True)
+                    job.kill()
+                if job.proc.poll() is None:
+                    continue
+                running.remove(job)
+                text = job.finish()
+                status = "ok" if job.failed == 0 else "FAILED"
+                print("%s end   %s: %s (%s, rc %d, %.0f s)" % (
+                    elapsed(), job.name, status, job.summary or "no summary",
+                    job.proc.returncode, job.end - job.start), flush=True)
+                if not args.quiet or job.failed:
+                    print("----- %s (%s) -----" % (job.name,
+                                                  " ".join(job.cmd[2:])))
+                    print(text.rstrip())
+                    print("----- end of %s -----" % job.name, flush=True)
+    except KeyboardInterrupt:
+        for job in running:
+            job.kill()
+        sys.exit("run.py: interrupted")
+
+    print("\nrun.py: jobs (wall %.0f s with %d at a time):" % (
+        time.monotonic() - t0, args.jobs))
+    for job in jobs:
+        print("  %-22s %6.0f s  %s%s" % (
+            job.name, job.end - job.start, job.summary or "no summary",
+            "" if job.failed == 0 else "  <- FAILED"))
+    passed = sum(j.passed for j in jobs)
+    failed = sum(j.failed for j in jobs)
+    skipped = sum(j.counts.get("skipped", 0) for j in jobs)
+    if skipped:
+        print("run.py: %d skipped (see the jobs' short summaries)" % skipped)
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -141,10 +141,12 @@ static unsigned long vb_release(struct vballoon *vb, unsigned long want)
 
 	lockdep_assert_held(&vb->lock);
 	freed = vb_deflate(vb, want);
-	if (freed) {
+	if (freed && vb->hold_jiffies) {
+		/* A release inside a running window extends it. */
+		if (!vb_hold_remaining(vb))
+			atomic_long_inc(&vb->counters.holds);
 		vb->hold_until = jiffies + vb->hold_jiffies;
-		vb->hold_active = vb->hold_jiffies != 0;
-		atomic_long_inc(&vb->counters.holds);
+		vb->hold_active = true;
 	}
 	vb_report_actual(vb);
 	return freed;

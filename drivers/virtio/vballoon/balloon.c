@@ -381,14 +381,16 @@ void vb_update_work_fn(struct work_struct *work)
 {
 	struct vballoon *vb = container_of(to_delayed_work(work),
 					   struct vballoon, update_work);
-	unsigned long want, done, delay = 0;
+	unsigned long want, done, hold = 0, delay = 0;
 	long diff;
 
 	mutex_lock(&vb->lock);
 	diff = vb_pages_diff(vb_read_target(vb), vb->num_pages);
-	if (diff > 0 && vb_hold_remaining(vb)) {
+	if (diff > 0)
+		hold = vb_hold_remaining(vb);
+	if (hold) {
 		/* Memory was just given back: do not take it straight again. */
-		delay = vb_hold_remaining(vb);
+		delay = hold;
 	} else if (diff > 0) {
 		want = min_t(unsigned long, diff, vb->batch_pages);
 		done = vb_inflate(vb, want);

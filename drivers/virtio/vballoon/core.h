@@ -60,7 +60,7 @@ struct vb_counters {
 	atomic_long_t oom_released;	/* pages released by the OOM notifier */
 	atomic_long_t oom_events;	/* OOM notifier calls that released */
 	atomic_long_t pressure_released; /* pages released by the shrinker */
-	atomic_long_t holds;		/* inflation hold-offs started */
+	atomic_long_t holds;		/* hold-off windows started */
 	atomic_long_t blocks;		/* 2 MiB blocks inflated whole */
 	atomic_long_t alloc_short;	/* inflate rounds that fell short */
 	atomic_long_t requests;		/* inflate + deflate requests sent */

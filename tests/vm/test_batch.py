@@ -1,0 +1,153 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""vballoon's large batches and 2 MiB blocks (one boot per kernel,
+deflate-on-oom=off, so MemTotal counts every ballooned page exactly).
+
+1. Large batches, every page exactly once: with batch_pages at its
+   maximum, a walk of targets that are not multiples of a block must be
+   met exactly, with the driver's count, QEMU's `actual` and the guest's
+   MemTotal agreeing to the page at every step, and the guest must get
+   every page back at the end (a page returned twice would be a double
+   free, which the kernel reports; one never returned stays out of
+   MemTotal).
+2. Fragmented guest: when free memory is scattered single pages, the
+   driver falls back from 2 MiB blocks to small allocations and still
+   reaches the target, without an OOM kill or an allocation-failure
+   warning.
+"""
+
+import autodeflate_scenarios as ads
+import scenarios
+from vmlib import MiB, OOM_PATTERNS, PAGE_SIZE, wait_until
+from pathlib import Path
+
+FRAG_C = Path(__file__).resolve().parent.parent / "bench" / "frag.c"
+
+VM_CONFIG = {"deflate_on_oom": False, "extra_helpers": [FRAG_C]}
+VM_LABEL = "batch"
+
+# The driver's upper limit of batch_pages (VB_BATCH_MAX in core.h).
+BATCH_MAX = 32768
+BLOCK_PAGES = 512
+ALLOC_FAILURE = "page allocation failure"
+
+
+def _load(vm, params):
+    if not vm.info.get("vballoon"):
+        scenarios.load(vm, "vballoon")  # fails with the "build it" message
+    vm.load_driver("vballoon", params)
+    return wait_until(lambda: vm.bound_devices("vballoon"), 60, 0.5,
+                      "a virtio device bound to vballoon")[0]
+
+
+def _consistent(vm, dev, total0_kb, base, pages):
+    """The driver, QEMU and MemTotal all say the balloon holds `pages`."""
+    st = ads.status(vm, dev)
+    actual = vm.query_balloon()
+    total_kb = vm.meminfo()["MemTotal"]
+    inflated = st["inflated_pages"] - base["inflated_pages"]
+    deflated = st["deflated_pages"] - base["deflated_pages"]
+    views = {
+        "debugfs balloon_pages": st["balloon_pages"],
+        "QEMU (RAM - actual) / page": (vm.ram_bytes - actual) // PAGE_SIZE,
+        "MemTotal drop / page": (total0_kb - total_kb) * 1024 // PAGE_SIZE,
+        "inflated - deflated pages": inflated - deflated,
+    }
+    wrong = {k: v for k, v in views.items() if v != pages}
+    assert not wrong, "balloon of %d pages, but %s (status: %s)" % (
+        pages, wrong, st)
+    return st
+
+
+def large_batches_exactly_once(vm):
+    dev = _load(vm, "batch_pages=%d" % BATCH_MAX)
+    base = ads.status(vm, dev)
+    assert base["batch_pages"] == BATCH_MAX, base
+    mi = vm.meminfo()
+    total0_kb, free0 = mi["MemTotal"], mi["FreeTotal"] * 1024
+    # odd page counts: blocks, then partial blocks, then single pages;
+    # up and down, crossing several batches each way
+    walk = [700 * MiB + 3 * PAGE_SIZE, 250 * MiB + 511 * PAGE_SIZE,
+            1000 * MiB + 1 * PAGE_SIZE, 5 * PAGE_SIZE,
+            384 * MiB + 77 * PAGE_SIZE, 0]
+    for size in walk:
+        vm.set_balloon_size(size)
+        scenarios.wait_balloon(vm, size)
+        st = _consistent(vm, dev, total0_kb, base, size // PAGE_SIZE)
+    requests = st["requests"] - base["requests"]
+    moved = (st["inflated_pages"] - base["inflated_pages"] +
+             st["deflated_pages"] - base["deflated_pages"])
+    # upstream moves at most 256 pages per request; 2 GiB moved here
+    assert requests and moved / requests > 256, \
+        "%d pages in %d requests: batches no larger than upstream's" % (
+            moved, requests)
+    print("BATCH-RESULT pages moved %d in %d requests (%.0f per request), "
+          "%d blocks" % (moved, requests, moved / requests,
+                         st["inflated_blocks"] - base["inflated_blocks"]))
+    scenarios.wait_meminfo(vm, "FreeTotal", free0,
+                           "free memory back after the walk")
+
+
+def fragmented_guest_falls_back(vm):
+    dev = _load(vm, "")
+    base = ads.status(vm, dev)
+    assert base["huge_blocks"] == 1, base
+    total0_kb = vm.meminfo()["MemTotal"]
+    free_mib = vm.meminfo()["MemFree"] * 1024 // MiB
+    # Scatter free memory: frag keeps every other 4 KiB page of
+    # free - 300 MiB, so at most ~300 MiB stays free in blocks.
+    frag_mib = free_mib - 300
+    assert frag_mib > 400, "guest has only %d MiB free" % free_mib
+    mark = len(vm.console())
+    # Proactive compaction (kcompactd, on by default) would rebuild 2 MiB
+    # blocks behind frag's back and hide the fallback path.
+    proactive = vm.run("cat /proc/sys/vm/compaction_proactiveness")[1].strip()
+    if proactive.isdigit():
+        vm.check("echo 0 > /proc/sys/vm/compaction_proactiveness")
+    vm.check("frag %d 2 > /tmp/frag.log 2>&1 &" % frag_mib)
+    wait_until(lambda: "ready" in vm.run("cat /tmp/frag.log")[1], 900, 0.5,
+               "frag to finish fragmenting",
+               lambda: vm.run("cat /tmp/frag.log")[1])
+    # More than the free memory left in blocks: at least frag_mib / 4 of
+    # it has to come from the scattered pages.
+    size = (300 + frag_mib // 4) * MiB
+    vm.set_balloon_size(size)
+    scenarios.wait_balloon(vm, size)
+    st = _consistent(vm, dev, total0_kb, base, size // PAGE_SIZE)
+    inflated = st["inflated_pages"] - base["inflated_pages"]
+    blocks = st["inflated_blocks"] - base["inflated_blocks"]
+    small = inflated - blocks * BLOCK_PAGES
+    print("BATCH-RESULT fragmented: %d MiB ballooned, %d MiB in 2 MiB "
+          "blocks, %d MiB in smaller pieces, %d requests, %d short "
+          "rounds" % (inflated * PAGE_SIZE // MiB, blocks * 2,
+                      small * PAGE_SIZE // MiB,
+                      st["requests"] - base["requests"],
+                      st["alloc_shortfalls"] - base["alloc_shortfalls"]))
+    assert small * PAGE_SIZE >= 64 * MiB, \
+        "only %d pages of %d came from below 2 MiB blocks: the fallback " \
+        "was not exercised" % (small, inflated)
+    rc, out = vm.run("pidof frag")
+    assert rc == 0 and out.strip(), "frag is gone (OOM-killed?)"
+    text = vm.console()[mark:] + vm.dmesg()
+    bad = [ln for ln in text.splitlines()
+           if ALLOC_FAILURE in ln or any(p in ln for p in OOM_PATTERNS)]
+    assert not bad, "while inflating a fragmented guest:\n" + "\n".join(bad)
+    vm.check("kill $(pidof frag)")
+    wait_until(lambda: vm.run("pidof frag")[0] != 0, 120, 0.5, "frag to exit")
+    vm.set_balloon_size(0)
+    scenarios.wait_balloon(vm, 0)
+    _consistent(vm, dev, total0_kb, base, 0)
+    if proactive.isdigit():
+        vm.check("echo %s > /proc/sys/vm/compaction_proactiveness" %
+                 proactive)
+
+
+def test_large_batches_every_page_once(vm):
+    large_batches_exactly_once(vm)
+
+
+def test_fragmented_guest_falls_back_to_small_pages(vm):
+    fragmented_guest_falls_back(vm)
+
+
+def test_console_clean_at_end_of_boot(vm_slot):
+    scenarios.console_clean(vm_slot)
