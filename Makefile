@@ -11,7 +11,9 @@
 #                   (debug kernel: KASAN, lockdep, kmemleak, KUnit) and =m
 #   make kunit      run the KUnit suite with kunit.py on the debug kernel
 #   make check      deps (if missing) + lint + modules + intree + KUnit +
-#                   VM tests on Debian 6.1 and 6.12
+#                   VM tests on Debian 6.1, 6.12 and the debug kernel
+#   make vmtest     VM tests on Debian 6.1 and 6.12 (VMTEST_ARGS=... for
+#                   tests/vm/run.py, e.g. --kernels 6.1,6.12,debug)
 #   make run        boot a 6.12 guest and watch vballoon work
 #   make bench      vballoon against virtio_balloon: speed, CPU, host THP
 #   make deps       install everything with apt
@@ -61,7 +63,7 @@ kunit:
 	@$(TOP)/scripts/intree.sh kunit
 
 vmtest: modules
-	cd $(TOP)/tests/vm && $(PYTHON) run.py
+	$(PYTHON) $(TOP)/tests/vm/run.py $(VMTEST_ARGS)
 
 check: need-deps
 	@$(TOP)/scripts/check.sh

@@ -118,10 +118,11 @@ def fragmented_guest_falls_back(vm):
     small = inflated - blocks * BLOCK_PAGES
     print("BATCH-RESULT fragmented: %d MiB ballooned, %d MiB in 2 MiB "
           "blocks, %d MiB in smaller pieces, %d requests, %d short "
-          "rounds" % (inflated * PAGE_SIZE // MiB, blocks * 2,
-                      small * PAGE_SIZE // MiB,
-                      st["requests"] - base["requests"],
-                      st["alloc_shortfalls"] - base["alloc_shortfalls"]))
+          "rounds, %d pages migrated" % (
+              inflated * PAGE_SIZE // MiB, blocks * 2,
+              small * PAGE_SIZE // MiB, st["requests"] - base["requests"],
+              st["alloc_shortfalls"] - base["alloc_shortfalls"],
+              st["migrated_pages"] - base["migrated_pages"]))
     assert small * PAGE_SIZE >= 64 * MiB, \
         "only %d pages of %d came from below 2 MiB blocks: the fallback " \
         "was not exercised" % (small, inflated)
