@@ -40,8 +40,12 @@ int main(int argc, char **argv)
 	for (i = 0; i < len; i += page)
 		p[i] = 1;
 	for (i = 0; i < len / page; i++)
-		if (i % free_every == free_every - 1)
-			madvise(p + i * page, page, MADV_DONTNEED);
+		if (i % free_every == free_every - 1 &&
+		    madvise(p + i * page, page, MADV_DONTNEED)) {
+			/* e.g. a kernel built without ADVISE_SYSCALLS */
+			perror("frag: madvise(MADV_DONTNEED)");
+			return 1;
+		}
 	printf("ready: freed %zu of %zu MiB in single pages\n",
 	       mib / free_every, mib);
 	fflush(stdout);

@@ -103,10 +103,21 @@ def fragmented_guest_falls_back(vm):
     proactive = vm.run("cat /proc/sys/vm/compaction_proactiveness")[1].strip()
     if proactive.isdigit():
         vm.check("echo 0 > /proc/sys/vm/compaction_proactiveness")
-    vm.check("frag %d 2 > /tmp/frag.log 2>&1 &" % frag_mib)
-    wait_until(lambda: "ready" in vm.run("cat /tmp/frag.log")[1], 900, 0.5,
+    # frag is the OOM killer's favourite (the agent is protected), so a
+    # mistake here kills frag instead of panicking the guest
+    vm.check("(sh -c 'echo 1000 > /proc/self/oom_score_adj && exec frag %d 2'"
+             " > /tmp/frag.log 2>&1; echo $? > /tmp/frag.rc) </dev/null "
+             ">/dev/null 2>&1 &" % frag_mib)
+    wait_until(lambda: vm.run("grep -q ready /tmp/frag.log || "
+                              "test -e /tmp/frag.rc")[0] == 0, 900, 0.5,
                "frag to finish fragmenting",
                lambda: vm.run("cat /tmp/frag.log")[1])
+    log = vm.run("cat /tmp/frag.log")[1]
+    assert "ready" in log, "frag failed: %s" % log
+    free_after = vm.meminfo()["FreeTotal"] * 1024
+    assert free_after >= (free_mib - frag_mib // 2 - 100) * MiB, \
+        "frag gave back too little: %s free after it (%s)" % (
+            scenarios.mib(free_after), log.strip())
     # More than the free memory left in blocks: at least frag_mib / 4 of
     # it has to come from the scattered pages.
     size = (300 + frag_mib // 4) * MiB
@@ -133,7 +144,8 @@ def fragmented_guest_falls_back(vm):
            if ALLOC_FAILURE in ln or any(p in ln for p in OOM_PATTERNS)]
     assert not bad, "while inflating a fragmented guest:\n" + "\n".join(bad)
     vm.check("kill $(pidof frag)")
-    wait_until(lambda: vm.run("pidof frag")[0] != 0, 120, 0.5, "frag to exit")
+    wait_until(lambda: vm.run("test -e /tmp/frag.rc")[0] == 0, 120, 0.5,
+               "frag to exit")
     vm.set_balloon_size(0)
     scenarios.wait_balloon(vm, 0)
     _consistent(vm, dev, total0_kb, base, 0)
