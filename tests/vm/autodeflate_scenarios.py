@@ -329,12 +329,17 @@ def _squeeze_for_hog(vm, dev):
     size = (vm.meminfo()["MemFree"] * 1024 - HOG_FREE) // MiB * MiB
     vm.set_balloon_size(size)
     wait_balloon(vm, size)
+    # Counters before `actual`: squeezed this far, the pressure shrinker
+    # may already give a little back.  A release between the two reads
+    # then counts as released but not as growth, which the check
+    # "released >= growth of actual" tolerates; the other order fails it.
+    st = status(vm, dev)
     actual = vm.query_balloon()
     mi = vm.meminfo()
     free = mi["FreeTotal"] * 1024
     reclaimable = (mi["Active(file)"] + mi["Inactive(file)"] +
                    mi["SReclaimable"]) * 1024
-    return actual, free, reclaimable, status(vm, dev)
+    return actual, free, reclaimable, st
 
 
 def anon_pressure(vm, mode):

@@ -47,10 +47,12 @@ def test_anon_pressure(vm, mode):
 
 
 def test_off_is_oom_killed_and_balloon_holds(vm):
+    scenarios.skip_on_debug_kernel(vm, "test_oom_off.py (balloon holds)")
     ads.off_oom_kill(vm)
 
 
 def test_host_stats_after_oom_kill(vm):
+    scenarios.skip_on_debug_kernel(vm, "the Debian kernels")
     ads.host_stats_after_oom_kill(vm)
 
 
