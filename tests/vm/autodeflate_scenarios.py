@@ -21,6 +21,7 @@ import time
 
 import pytest
 
+import scenarios
 from scenarios import (_finish_hog, _start_hog, describe_balloon, mib,
                        wait_balloon)
 from vmlib import (EXPECT_BEGIN, EXPECT_END, MiB, OOM_PATTERNS, PAGE_SIZE,
@@ -45,15 +46,8 @@ FALLBACK_WARNING = ("autodeflate=pressure needs the host to offer "
 
 def load(vm, mode, params=""):
     """Load vballoon with autodeflate=`mode`; returns the bound device."""
-    if not vm.info.get("vballoon"):
-        pytest.fail("vballoon.ko for %s is missing at %s: build it with "
-                    "`make modules` at the top of the repository" %
-                    (vm.kernel.release, vm.info["vballoon_ko"]),
-                    pytrace=False)
-    vm.load_driver("vballoon", ("autodeflate=%s %s" % (mode, params)).strip())
-    devs = wait_until(lambda: vm.bound_devices("vballoon"), 60, 0.5,
-                      "a virtio device bound to vballoon")
-    return devs[0]
+    return scenarios.load(vm, "vballoon",
+                          ("autodeflate=%s %s" % (mode, params)).strip())
 
 
 def status(vm, dev):

@@ -47,14 +47,15 @@ def mib(nbytes):
     return "%.1f MiB" % (nbytes / MiB)
 
 
-def load(vm, driver):
-    """Load `driver`, check it bound the balloon device, return nothing."""
+def load(vm, driver, params=""):
+    """Load `driver` (with module parameters `params`), check it bound the
+    balloon device; returns the bound device's name."""
     if driver == "vballoon" and not vm.info.get("vballoon"):
         pytest.fail("vballoon.ko for %s is missing at %s: build it with "
                     "`make modules` at the top of the repository" %
                     (vm.kernel.release, vm.info["vballoon_ko"]),
                     pytrace=False)
-    vm.load_driver(driver)
+    vm.load_driver(driver, params)
     devs = wait_until(lambda: vm.bound_devices(driver), 60, 0.5,
                       "a virtio device bound to driver %s" % driver)
     dev = devs[0]

@@ -21,23 +21,16 @@ VM_CONFIG = {"deflate_on_oom": True, "disk_mib": 3072}
 VM_LABEL = "autodeflate"
 
 
-def _policy_only(vm):
-    """Tests 1 and 2 check what autodeflate must *not* release, with
-    minutes of page-cache churn; on the debug kernel (about 5 minutes more
-    there) only the release paths run, which is what its sanitizers are
-    for."""
-    if vm.kernel.builtin_vballoon:
-        pytest.skip("policy check, run on the Debian kernels only: the "
-                    "debug kernel runs the release paths (tests 3-5)")
-
+# Tests 1 and 2 check what autodeflate must *not* release, with minutes of
+# page-cache churn; the debug kernel runs the release paths (tests 3-5).
 
 def test_busy_noop_guard(vm):
-    _policy_only(vm)
+    scenarios.skip_on_debug_kernel(vm, "the Debian kernels (policy check)")
     ads.busy_noop_guard(vm)
 
 
 def test_drop_caches_deflates_nothing(vm):
-    _policy_only(vm)
+    scenarios.skip_on_debug_kernel(vm, "the Debian kernels (policy check)")
     ads.drop_caches_keeps_balloon(vm)
 
 

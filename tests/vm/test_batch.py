@@ -15,10 +15,11 @@ deflate-on-oom=off, so MemTotal counts every ballooned page exactly).
    warning.
 """
 
+from pathlib import Path
+
 import autodeflate_scenarios as ads
 import scenarios
 from vmlib import MiB, OOM_PATTERNS, PAGE_SIZE, wait_until
-from pathlib import Path
 
 FRAG_C = Path(__file__).resolve().parent.parent / "bench" / "frag.c"
 
@@ -29,14 +30,6 @@ VM_LABEL = "batch"
 BATCH_MAX = 32768
 BLOCK_PAGES = 512
 ALLOC_FAILURE = "page allocation failure"
-
-
-def _load(vm, params):
-    if not vm.info.get("vballoon"):
-        scenarios.load(vm, "vballoon")  # fails with the "build it" message
-    vm.load_driver("vballoon", params)
-    return wait_until(lambda: vm.bound_devices("vballoon"), 60, 0.5,
-                      "a virtio device bound to vballoon")[0]
 
 
 def _consistent(vm, dev, total0_kb, base, pages):
@@ -59,7 +52,7 @@ def _consistent(vm, dev, total0_kb, base, pages):
 
 
 def large_batches_exactly_once(vm):
-    dev = _load(vm, "batch_pages=%d" % BATCH_MAX)
+    dev = scenarios.load(vm, "vballoon", "batch_pages=%d" % BATCH_MAX)
     base = ads.status(vm, dev)
     assert base["batch_pages"] == BATCH_MAX, base
     mi = vm.meminfo()
@@ -88,11 +81,11 @@ def large_batches_exactly_once(vm):
 
 
 def fragmented_guest_falls_back(vm):
-    dev = _load(vm, "")
+    dev = scenarios.load(vm, "vballoon")
     base = ads.status(vm, dev)
     assert base["huge_blocks"] == 1, base
-    total0_kb = vm.meminfo()["MemTotal"]
-    free_mib = vm.meminfo()["MemFree"] * 1024 // MiB
+    mi = vm.meminfo()
+    total0_kb, free_mib = mi["MemTotal"], mi["MemFree"] * 1024 // MiB
     # Scatter free memory: frag keeps every other 4 KiB page of
     # free - 300 MiB, so at most ~300 MiB stays free in blocks.
     frag_mib = free_mib - 300
