@@ -345,17 +345,26 @@ def anon_pressure(vm, mode):
     mark = len(vm.console())
     actual0, free0, recl0, st0 = _squeeze_for_hog(vm, dev)
     _start_hog(vm, HOG_MIB)
-    samples = [vm.query_balloon()]
+    # Each sample: `actual` and the per-cpu free lists right after it.
+    # Pages the balloon gives back are freed onto the releasing CPU's
+    # per-cpu list, where the watermark checks do not count them, so
+    # reclaim (and with it the shrinker or the OOM notifier) keeps asking
+    # until the kernel drains that list -- up to ~50 MiB more on 6.1's
+    # 2-vCPU guest.  That memory is free in the guest, and the driver can
+    # neither see nor drain it (drain_all_pages is not exported).
+    samples = [(vm.query_balloon(), vm.meminfo())]
     st_ready = status(vm, dev)
-    mi_hold = vm.meminfo()
+    mi_hold = samples[0][1]
     # let a shrinker that keeps going show itself while memhog holds on
     for _ in range(3):
         vm.run("sleep 1")
-        samples.append(vm.query_balloon())
+        samples.append((vm.query_balloon(), vm.meminfo()))
     st1 = status(vm, dev)
     rc, out = _finish_hog(vm)
-    grown_min = min(samples) - actual0
-    grown_max = max(samples) - actual0
+    grown = [a - actual0 for a, _ in samples]
+    pcp = [mi["PcpFree"] * 1024 for _, mi in samples]
+    grown_min = min(grown)
+    grown_max = max(grown)
     # Free memory the program could get without the balloon: what was free
     # down to the min watermark (below it only atomic and emergency
     # allocations go; memhog's page faults are neither).
@@ -366,21 +375,26 @@ def anon_pressure(vm, mode):
     # have dropped (no swap).
     needed = HOG_MIB * MiB - usable0
     need_min = needed - recl0
-    # Slack for the pressure floor, the gap between the min and high
-    # watermarks kswapd aims for, OOM chunks, the per-cpu free lists and
+    # Given back beyond that, less what sat on the per-cpu lists at the
+    # same moment, must fit in the slack: the pressure floor, the gap
+    # between the min and high watermarks kswapd aims for, OOM chunks and
     # the agent's own memory.
-    allow_max = needed + HOG_SLACK
+    over = [g - needed - p for g, p in zip(grown, pcp)]
+    over_max = max(over)
+    worst = over.index(over_max)
     rec = record(vm, "anon_pressure", {
         "autodeflate": mode,
         "hog_mib": HOG_MIB,
         "free_mib_before": round(free0 / MiB, 1),
         "reclaimable_mib_before": round(recl0 / MiB, 1),
         "actual_mib_before": actual0 // MiB,
-        "actual_mib_during": [a // MiB for a in samples],
+        "actual_mib_during": [a // MiB for a, _ in samples],
+        "pcp_free_mib_during": [round(p / MiB, 1) for p in pcp],
+        "over_mib": [round(o / MiB, 1) for o in over],
         "grown_mib": [round(grown_min / MiB, 1), round(grown_max / MiB, 1)],
         "needed_mib": round(needed / MiB, 1),
         "need_min_mib": round(need_min / MiB, 1),
-        "allow_max_mib": round(allow_max / MiB, 1),
+        "slack_mib": HOG_SLACK // MiB,
         "pressure_floor_pages": st0["pressure_floor_pages"],
         "watermarks_mib": wm,
         "while_holding_mib": {k: mi_hold[k] // 1024 for k in (
@@ -403,11 +417,12 @@ def anon_pressure(vm, mode):
         "reclaimable %s): %r" % (
             mib(grown_min), HOG_MIB, mib(need_min), mib(free0), wm["min"],
             mib(recl0), rec)
-    assert grown_max <= allow_max, \
+    assert over_max <= HOG_SLACK, \
         "the balloon gave back %s for memhog %d with %s free (%s above " \
-        "the min watermark): more than the %s needed plus %s slack: %r" % (
-            mib(grown_max), HOG_MIB, mib(free0), mib(usable0),
-            mib(needed), mib(HOG_SLACK), rec)
+        "the min watermark): more than the %s needed plus the %s on the " \
+        "per-cpu free lists plus %s slack: %r" % (
+            mib(grown[worst]), HOG_MIB, mib(free0), mib(usable0),
+            mib(needed), mib(pcp[worst]), mib(HOG_SLACK), rec)
     released = rec["released"]
     total = released["oom_released_pages"] + released["pressure_released_pages"]
     assert total * PAGE_SIZE >= grown_max, \
