@@ -232,15 +232,16 @@ def _squeeze(vm, leave=100 * MiB):
     return vm.query_balloon()
 
 
-def _start_hog(vm, size_mib):
-    """Start `memhog size_mib` in the background, killable by the OOM
-    killer (the agent itself is protected); returns once all its memory is
-    touched, or it ended."""
+def _start_hog(vm, size_mib, options=""):
+    """Start `memhog [options] size_mib` in the background, killable by the
+    OOM killer (the agent itself is protected); returns once all its memory
+    is touched, or it ended."""
     # only memhog itself is made the OOM killer's favourite; the subshell
     # that records its exit code keeps the agent's protection
     vm.check("rm -f /tmp/hog.*; (sh -c 'echo 1000 > /proc/self/oom_score_adj"
-             " && exec memhog -r /tmp/hog.ready -H 600 %d' >/tmp/hog.out 2>&1;"
-             " echo $? >/tmp/hog.rc) </dev/null >/dev/null 2>&1 &" % size_mib)
+             " && exec memhog %s -r /tmp/hog.ready -H 600 %d' >/tmp/hog.out"
+             " 2>&1; echo $? >/tmp/hog.rc) </dev/null >/dev/null 2>&1 &" % (
+                 options, size_mib))
     wait_until(lambda: vm.run("test -e /tmp/hog.ready || "
                               "test -e /tmp/hog.rc")[0] == 0,
                BALLOON_TIMEOUT, 1, "memhog %d to touch all its memory or end"

@@ -6,13 +6,17 @@
  * pattern derived from its index, reads every page back to verify the
  * pattern, optionally holds the memory, and reports what it did.
  *
- *   memhog [-H seconds] [-r readyfile] MIB
+ *   memhog [-N] [-H seconds] [-r readyfile] MIB
  *
+ *   -N           no transparent huge pages for this memory
+ *                (MADV_NOHUGEPAGE): khugepaged then never collapses it
+ *                behind the program's back, which would allocate
+ *                2 MiB pages while the memory is being held
  *   -H seconds   keep the memory for this long after touching it
  *                (SIGUSR1 or SIGTERM end the hold early, exit code 0)
  *   -r file      create this file once every page has been touched
  *
- * Exit codes: 0 success, 1 allocation failed, 2 verification failed,
+ * Exit codes: 0 success, 1 allocation (or madvise) failed, 2 verification failed,
  * 3 usage error.
  */
 #include <errno.h>
@@ -43,7 +47,7 @@ static double now(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: memhog [-H seconds] [-r readyfile] MIB\n");
+	fprintf(stderr, "usage: memhog [-N] [-H seconds] [-r readyfile] MIB\n");
 	exit(3);
 }
 
@@ -55,10 +59,13 @@ int main(int argc, char **argv)
 	long pagesz = sysconf(_SC_PAGESIZE);
 	char *end, *mem;
 	size_t len;
-	int opt;
+	int opt, nohuge = 0;
 
-	while ((opt = getopt(argc, argv, "H:r:")) != -1) {
+	while ((opt = getopt(argc, argv, "NH:r:")) != -1) {
 		switch (opt) {
+		case 'N':
+			nohuge = 1;
+			break;
 		case 'H':
 			hold = strtod(optarg, &end);
 			if (*end || hold < 0)
@@ -88,6 +95,10 @@ int main(int argc, char **argv)
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED) {
 		printf("memhog: FAIL mmap %lu MiB: %s\n", mib, strerror(errno));
+		return 1;
+	}
+	if (nohuge && madvise(mem, len, MADV_NOHUGEPAGE)) {
+		printf("memhog: FAIL madvise NOHUGEPAGE: %s\n", strerror(errno));
 		return 1;
 	}
 	for (i = 0; i < npages; i++) {
