@@ -440,6 +440,16 @@ def anon_pressure(vm, mode):
     assert total * PAGE_SIZE >= grown_max, \
         "debugfs counts %d pages released but actual grew by %s: %r" % (
             total, mib(grown_max), rec)
+    # each path says so in the kernel log (the admin guide's Messages)
+    log = vm.console()[mark:]
+    said = {m: "%s: released" % m in log
+            for m in ("out of memory", "memory pressure")}
+    assert said["memory pressure"] == (mode == "pressure"), \
+        "'memory pressure: released' in the log: %s, autodeflate=%s" % (
+            said["memory pressure"], mode)
+    if released["oom_events"]:
+        assert said["out of memory"], \
+            "the OOM notifier released pages without saying so"
     if mode == "oom":
         assert released["pressure_released_pages"] == 0, \
             "the pressure shrinker released pages with autodeflate=oom: %r" \

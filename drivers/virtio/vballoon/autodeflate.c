@@ -201,6 +201,9 @@ static unsigned long vb_shrink_scan(struct shrinker *s,
 	if (!n)
 		return SHRINK_STOP;
 	atomic_long_add(n, &vb->counters.pressure_released);
+	dev_info_ratelimited(&vb->vdev->dev,
+			     "memory pressure: released %lu KiB from the balloon\n",
+			     n << (PAGE_SHIFT - 10));
 	return n;
 }
 
