@@ -39,9 +39,8 @@ FULL_FREE_SHARE = 0.10
 
 RESULTS_FILE = "autodeflate-results.jsonl"
 KERNEL_GROWTH = ("Slab", "PageTables", "KernelStack")
-MEMINFO_WATCH = ("MemFree", "PcpFree", "AnonPages", "Slab", "PageTables",
-                 "KernelStack", "Cached", "Buffers", "Shmem", "Percpu",
-                 "VmallocUsed")
+MEMINFO_WATCH = (("MemFree", "PcpFree", "AnonPages") + KERNEL_GROWTH +
+                 ("Cached", "Buffers", "Shmem", "Percpu", "VmallocUsed"))
 FALLBACK_WARNING = ("autodeflate=pressure needs the host to offer "
                     "deflate-on-oom: autodeflate off")
 

@@ -22,7 +22,8 @@ VM_LABEL = "autodeflate"
 
 
 # Tests 1 and 2 check what autodeflate must *not* release, with minutes of
-# page-cache churn; the debug kernel runs the release paths (tests 3-5).
+# page-cache churn; the debug kernel runs the release paths (test 3, both
+# modes) and leaves the OOM-kill tests 4-5 to the Debian kernels.
 
 def test_busy_noop_guard(vm):
     scenarios.skip_on_debug_kernel(vm, "the Debian kernels (policy check)")
