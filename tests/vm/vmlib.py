@@ -35,6 +35,10 @@ import threading
 import time
 from pathlib import Path
 
+from harness.console import (  # noqa: F401 (re-exported)
+    BAD_CONSOLE_PATTERNS, EXPECT_BEGIN, EXPECT_END, OOM_PATTERNS,
+    bad_reports, find_bad_lines, parse_kmemleak)
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent.parent
 GUEST_DIR = HERE / "guest"
@@ -58,30 +62,12 @@ COUNTER_STATS = (
     "stat-minor-faults", "stat-htlb-pgalloc", "stat-htlb-pgfail",
 )
 
-# Kernel messages that mean something went wrong in the guest.
-BAD_CONSOLE_PATTERNS = (
-    "WARNING:", "BUG:", "Call Trace", "kernel BUG", "Oops",
-    "general protection fault", "Kernel panic", "list_del corruption",
-    "list_add corruption", "UBSAN:", "refcount_t:",
-    # debug kernel (KASAN, lockdep, DEBUG_ATOMIC_SLEEP); most of these lines
-    # also start with "BUG:" or "WARNING:", listed so that they stay caught
-    "BUG: KASAN", "possible circular locking dependency",
-    "possible recursive locking", "inconsistent lock state",
-    "suspicious RCU usage", "WARNING: lock held",
-    "sleeping function called from invalid context",
-)
-OOM_PATTERNS = ("Out of memory", "oom-kill", "invoked oom-killer")
 
 # Bump when the initramfs layout changes, to invalidate caches.
 INITRAMFS_FORMAT = "vbtest-initramfs-3"
 
 TRANSPORT_MODULES = ("virtio_pci",)   # pulls in virtio, virtio_ring, ...
 BALLOON_DRIVERS = ("vballoon", "virtio_balloon")
-
-
-# Symbols that make a kmemleak report ours (a failure); other leaks are
-# printed only.
-KMEMLEAK_OURS_RE = re.compile(r"\b(vb_\w+|\w*vballoon\w*)")
 
 
 class HarnessError(Exception):
@@ -171,82 +157,6 @@ def wait_until(pred, timeout, interval=0.5, what="condition", describe=None):
 def _version_key(release):
     return [int(t) if t.isdigit() else t
             for t in re.findall(r"\d+|[A-Za-z]+", release)]
-
-
-# A test that provokes kernel messages on purpose (the OOM killer prints a
-# call trace) brackets them with these lines in the kernel log.
-EXPECT_BEGIN = "vbtest: expected kernel splat begin"
-EXPECT_END = "vbtest: expected kernel splat end"
-
-
-def find_bad_lines(text, patterns=BAD_CONSOLE_PATTERNS, skip_expected=True):
-    """Lines of `text` containing any of `patterns`, ignoring lines between
-    EXPECT_BEGIN and EXPECT_END markers (unless skip_expected=False)."""
-    return [line for _, line in
-            _bad_line_numbers(text.splitlines(), patterns, skip_expected)]
-
-
-def _bad_line_numbers(lines, patterns, skip_expected):
-    bad, inside = [], False
-    for i, line in enumerate(lines):
-        if skip_expected and EXPECT_BEGIN in line:
-            inside = True
-        elif skip_expected and EXPECT_END in line:
-            inside = False
-        elif not inside and any(p in line for p in patterns):
-            bad.append((i, line))
-    return bad
-
-
-# Lines that close a kernel report (KASAN, lockdep, WARN, BUG).
-_REPORT_END_RE = re.compile(r"---\[ end trace|^(\[[ \d.]+\] )?={20,}\s*$")
-
-
-def bad_reports(text, patterns=BAD_CONSOLE_PATTERNS, skip_expected=True,
-                before=3, after=80, max_reports=3):
-    """The kernel reports around the bad lines of `text`, as one string:
-    for each of the first `max_reports` reports, `before` lines of context
-    and up to `after` lines following the first bad line (stopping at an
-    "---[ end trace" or "=====" line).  Empty if the text is clean."""
-    lines = text.splitlines()
-    bad = _bad_line_numbers(lines, patterns, skip_expected)
-    out, covered, n = [], -1, 0
-    for i, _ in bad:
-        if i <= covered:
-            continue
-        if n == max_reports:
-            out.append("... (%d more bad lines not shown)" %
-                       sum(1 for j, _ in bad if j > covered))
-            break
-        n += 1
-        start = max(0, i - before, covered + 1)
-        end = min(len(lines), i + after)
-        for j in range(i + 1, end):
-            if _REPORT_END_RE.search(lines[j]) and j > i + 1:
-                end = j + 1
-                break
-        out.append("----- kernel report %d (console line %d) -----" %
-                   (n, i + 1))
-        out.extend(lines[start:end])
-        covered = end - 1
-    return "\n".join(out)
-
-
-def parse_kmemleak(text):
-    """Split /sys/kernel/debug/kmemleak into its "unreferenced object"
-    reports; returns (ours, others), ours being the reports whose text
-    (backtrace) names a vballoon symbol (vb_*, *vballoon*)."""
-    reports, cur = [], None
-    for line in text.splitlines():
-        if line.startswith("unreferenced object"):
-            cur = [line]
-            reports.append(cur)
-        elif cur is not None:
-            cur.append(line)
-    reports = ["\n".join(r) for r in reports]
-    ours = [r for r in reports if KMEMLEAK_OURS_RE.search(r)]
-    others = [r for r in reports if not KMEMLEAK_OURS_RE.search(r)]
-    return ours, others
 
 
 # --------------------------------------------------------------------------
