@@ -66,7 +66,7 @@ vmtest: modules
 	$(PYTHON) $(TOP)/tests/vm/run.py $(VMTEST_ARGS)
 
 check: need-deps
-	@$(TOP)/scripts/check.sh
+	@$(PYTHON) $(TOP)/scripts/check.py
 
 run: need-deps modules
 	cd $(TOP)/tests/vm && $(PYTHON) demo.py
