@@ -57,10 +57,10 @@ checkpatch:
 lint: checkpatch modules
 
 intree:
-	@$(TOP)/scripts/intree.sh build
+	@$(PYTHON) $(TOP)/scripts/intree.py build
 
 kunit:
-	@$(TOP)/scripts/intree.sh kunit
+	@$(PYTHON) $(TOP)/scripts/intree.py kunit
 
 vmtest: modules
 	$(PYTHON) $(TOP)/tests/vm/run.py $(VMTEST_ARGS)

@@ -94,7 +94,7 @@ class Check:
 
 def main():
     c = Check()
-    intree = [str(TOP / "scripts" / "intree.sh")]
+    intree = [PYTHON, str(TOP / "scripts" / "intree.py")]
     c.stage("checkpatch --strict", ["make", "-s", "checkpatch"])
     modules_ok = c.stage("module builds (6.1, 6.12; W=1, sparse)",
                          ["make", "-s", "modules"])
