@@ -2,21 +2,8 @@
 #
 # vballoon: out-of-tree build, lint, tests and demo.
 #
-#   make            build vballoon.ko for KDIR (default: the running kernel,
-#                   else the newest installed Debian headers)
-#   make modules    build for the newest Debian 6.1 and 6.12 headers into
-#                   build/<release>/vballoon.ko (W=1 and sparse, warnings fail)
-#   make lint       checkpatch --strict + the W=1/sparse builds of 'modules'
-#   make intree     graft into linux-source-6.12 and build it with vballoon=y
-#                   (debug kernel: KASAN, lockdep, kmemleak, KUnit) and =m
-#   make kunit      run the KUnit suite with kunit.py on the debug kernel
-#   make check      deps (if missing) + lint + modules + intree + KUnit +
-#                   VM tests on Debian 6.1, 6.12 and the debug kernel
-#   make vmtest     VM tests on Debian 6.1 and 6.12 (VMTEST_ARGS=... for
-#                   tests/vm/run.py, e.g. --kernels 6.1,6.12,debug)
-#   make run        boot a 6.12 guest and watch vballoon work
-#   make bench      vballoon against virtio_balloon: speed, CPU, host THP
-#   make deps       install everything with apt
+# `make help` lists the targets: the "## " comment lines right above a
+# target are its help text (keep them to the point; the README says more).
 
 SHELL := /bin/bash
 TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -31,6 +18,8 @@ KDIR ?= $(if $(wildcard $(RUNNING_KDIR)/Makefile),$(RUNNING_KDIR),$(NEWEST_KDIR)
 
 .PHONY: all modules lint checkpatch check deps need-deps run bench clean vmtest help intree kunit
 
+## build vballoon.ko for KDIR (default: the running
+## kernel, else the newest installed Debian headers)
 all:
 	@if [ -z "$(KDIR)" ] || [ ! -f "$(KDIR)/Makefile" ]; then \
 		echo "vballoon: no kernel headers found (KDIR unset): run 'make deps' or pass KDIR=..." >&2; \
@@ -38,43 +27,69 @@ all:
 	$(MAKE) -C $(KDIR) M=$(TOP) modules
 	@echo "built $(TOP)/drivers/virtio/vballoon/vballoon.ko for $(KDIR)"
 
-help:
-	@sed -n '3,19p' $(TOP)/Makefile
+## build for the newest Debian 6.1 and 6.12 headers into
+## build/<release>/vballoon.ko (W=1, sparse; warnings fail)
+# Each kernel builds in its own copy of the sources, so both can coexist.
+modules:
+	@$(TOP)/scripts/build-modules.sh $(BUILD) $(SRCS)
 
+## checkpatch --strict + the W=1/sparse builds of 'modules'
+lint: checkpatch modules
+
+## checkpatch.pl --strict over the driver's sources
+checkpatch:
+	@$(TOP)/scripts/checkpatch.sh $(CACHE)
+
+## graft into linux-source-6.12 and build it with
+## vballoon=y (debug kernel: KASAN, lockdep, kmemleak,
+## KUnit) and =m (scripts/intree.py)
+intree:
+	@$(PYTHON) $(TOP)/scripts/intree.py build
+
+## run the KUnit suite with kunit.py on the debug kernel
+kunit:
+	@$(PYTHON) $(TOP)/scripts/intree.py kunit
+
+## deps (if missing) + lint + modules + intree + KUnit +
+## VM tests on Debian 6.1, 6.12 and the debug kernel
+## (scripts/check.py)
+check: need-deps
+	@$(PYTHON) $(TOP)/scripts/check.py
+
+## VM tests on Debian 6.1 and 6.12 (VMTEST_ARGS=... for
+## tests/vm/run.py, e.g. --kernels 6.1,6.12,debug)
+vmtest: modules
+	$(PYTHON) $(TOP)/tests/vm/run.py $(VMTEST_ARGS)
+
+## boot a 6.12 guest and watch vballoon work
+run: need-deps modules
+	cd $(TOP)/tests/vm && $(PYTHON) demo.py
+
+## vballoon against virtio_balloon: speed, CPU, host THP
+## (BENCH_ARGS=... for tests/bench/bench.py)
+bench: need-deps modules
+	$(PYTHON) $(TOP)/tests/bench/bench.py $(BENCH_ARGS)
+
+## install everything with apt
 deps:
 	$(TOP)/scripts/deps.sh
 
 need-deps:
 	@$(TOP)/scripts/deps.sh --check 2>/dev/null || $(TOP)/scripts/deps.sh
 
-# Each kernel builds in its own copy of the sources, so both can coexist.
-modules:
-	@$(TOP)/scripts/build-modules.sh $(BUILD) $(SRCS)
-
-checkpatch:
-	@$(TOP)/scripts/checkpatch.sh $(CACHE)
-
-lint: checkpatch modules
-
-intree:
-	@$(PYTHON) $(TOP)/scripts/intree.py build
-
-kunit:
-	@$(PYTHON) $(TOP)/scripts/intree.py kunit
-
-vmtest: modules
-	$(PYTHON) $(TOP)/tests/vm/run.py $(VMTEST_ARGS)
-
-check: need-deps
-	@$(PYTHON) $(TOP)/scripts/check.py
-
-run: need-deps modules
-	cd $(TOP)/tests/vm && $(PYTHON) demo.py
-
-bench: need-deps modules
-	$(PYTHON) $(TOP)/tests/bench/bench.py $(BENCH_ARGS)
-
+## remove build/ and the out-of-tree build products (not
+## the caches: 'scripts/intree.py clean' does the in-tree)
 clean:
 	rm -rf $(BUILD)
 	@if [ -n "$(KDIR)" ] && [ -f "$(KDIR)/Makefile" ]; then \
 		$(MAKE) -C $(KDIR) M=$(TOP) clean; fi
+
+## this list
+help:
+	@echo "vballoon: out-of-tree build, lint, tests and demo"
+	@echo
+	@awk '/^## / { text[n++] = substr($$0, 4); next } /^#/ { next } \
+		/^[a-z][a-z-]*:/ && n { t = $$1; sub(/:.*/, "", t); \
+			for (i = 0; i < n; i++) \
+				printf "  %-16s %s\n", i ? "" : "make " t, text[i] } \
+		{ n = 0 }' $(TOP)/Makefile
