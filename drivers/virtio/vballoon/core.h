@@ -128,7 +128,12 @@ struct vballoon {
 	struct vballoon_stat *stats;	/* protected by @stats_lock */
 	unsigned long *events;		/* protected by @stats_lock */
 
-	/* Set and read by probe, teardown, freeze and restore only. */
+	/*
+	 * Set and read by probe, removal, freeze and restore only, which
+	 * the driver core serialises.  @started: between a successful
+	 * vb_start() and the next vb_stop().
+	 */
+	bool started;
 	struct notifier_block oom_nb;
 	bool oom_registered;
 	struct vb_shrinker shrinker;

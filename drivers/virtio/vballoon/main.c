@@ -97,30 +97,60 @@ static void vb_del_vqs(struct vballoon *vb)
 	vb->stats_vq = NULL;
 }
 
-/* Let the work items run again and bring the device to life. */
-static void vb_start(struct vballoon *vb)
+/*
+ * Bring a stopped device to life: virtqueues, autodeflate, the first
+ * statistics buffer, DRIVER_OK, then the work items.  The counterpart of
+ * vb_stop(); probe and restore both end with it.  On failure the device
+ * is left stopped, with nothing to undo.
+ */
+static int vb_start(struct vballoon *vb)
 {
+	struct virtio_device *vdev = vb->vdev;
 	unsigned long flags;
+	int err;
+
+	err = vb_init_vqs(vb);
+	if (err) {
+		dev_err(&vdev->dev, "cannot set up virtqueues: %d\n", err);
+		return err;
+	}
+
+	err = vb_autodeflate_start(vb);
+	if (err) {
+		dev_err(&vdev->dev, "cannot start autodeflate: %d\n", err);
+		goto err_del_vqs;
+	}
 
 	vb_stats_prime(vb);
 	spin_lock_irqsave(&vb->stop_lock, flags);
 	vb->stopping = false;
 	spin_unlock_irqrestore(&vb->stop_lock, flags);
+	vb->started = true;
 
-	virtio_device_ready(vb->vdev);
+	virtio_device_ready(vdev);
 
 	if (vb->has_stats)
 		queue_work(system_freezable_wq, &vb->stats_work);
 	vb_queue_update(vb, 0);
+	return 0;
+
+err_del_vqs:
+	virtio_reset_device(vdev);
+	vb_del_vqs(vb);
+	return err;
 }
 
 /*
  * Quiesce: no new work, none running, every page back with the guest,
- * the device reset and its queues gone.
+ * the device reset and its queues gone.  Does nothing on a device that
+ * is already stopped (a restore that failed, then removal).
  */
 static void vb_stop(struct vballoon *vb)
 {
 	unsigned long flags;
+
+	if (!vb->started)
+		return;
 
 	spin_lock_irqsave(&vb->stop_lock, flags);
 	vb->stopping = true;
@@ -134,6 +164,7 @@ static void vb_stop(struct vballoon *vb)
 
 	virtio_reset_device(vb->vdev);
 	vb_del_vqs(vb);
+	vb->started = false;
 }
 
 static void vb_config_changed(struct virtio_device *vdev)
@@ -165,32 +196,22 @@ static int vb_probe(struct virtio_device *vdev)
 	vb_read_features(vb);
 	vb_autodeflate_setup(vb);
 	vb_balloon_init(vb);
+	vb_debugfs_add(vb);
 
 	vb->pfns = kmalloc_array((size_t)vb->batch_pages * VB_FRAMES_PER_PAGE,
 				 sizeof(*vb->pfns), GFP_KERNEL);
 	if (!vb->pfns) {
 		err = -ENOMEM;
-		goto err_free_vb;
+		goto err_remove_debugfs;
 	}
 
 	err = vb_stats_init(vb);
 	if (err)
 		goto err_free_pfns;
 
-	err = vb_init_vqs(vb);
-	if (err) {
-		dev_err(&vdev->dev, "cannot set up virtqueues: %d\n", err);
+	err = vb_start(vb);
+	if (err)
 		goto err_free_stats;
-	}
-
-	err = vb_autodeflate_start(vb);
-	if (err) {
-		dev_err(&vdev->dev, "cannot start autodeflate: %d\n", err);
-		goto err_del_vqs;
-	}
-
-	vb_debugfs_add(vb);
-	vb_start(vb);
 
 	dev_info(&vdev->dev,
 		 "vballoon ready: must-tell-host %s, stats %s, deflate-on-oom %s, autodeflate %s, %u pages per request\n",
@@ -199,14 +220,12 @@ static int vb_probe(struct virtio_device *vdev)
 		 vb_autodeflate_name(vb->autodeflate), vb->batch_pages);
 	return 0;
 
-err_del_vqs:
-	virtio_reset_device(vdev);
-	vb_del_vqs(vb);
 err_free_stats:
 	vb_stats_free(vb);
 err_free_pfns:
 	kfree(vb->pfns);
-err_free_vb:
+err_remove_debugfs:
+	vb_debugfs_remove(vb);
 	vdev->priv = NULL;
 	kfree(vb);
 	return err;
@@ -217,9 +236,9 @@ static void vb_remove(struct virtio_device *vdev)
 	struct vballoon *vb = vdev->priv;
 
 	vb_stop(vb);
-	vb_debugfs_remove(vb);
 	vb_stats_free(vb);
 	kfree(vb->pfns);
+	vb_debugfs_remove(vb);
 	vdev->priv = NULL;
 	kfree(vb);
 }
@@ -233,26 +252,7 @@ static int vb_freeze(struct virtio_device *vdev)
 
 static int vb_restore(struct virtio_device *vdev)
 {
-	struct vballoon *vb = vdev->priv;
-	int err;
-
-	err = vb_init_vqs(vb);
-	if (err) {
-		dev_err(&vdev->dev, "cannot restore virtqueues: %d\n", err);
-		return err;
-	}
-	err = vb_autodeflate_start(vb);
-	if (err) {
-		dev_err(&vdev->dev, "cannot start autodeflate: %d\n", err);
-		goto err_del_vqs;
-	}
-	vb_start(vb);
-	return 0;
-
-err_del_vqs:
-	virtio_reset_device(vdev);
-	vb_del_vqs(vb);
-	return err;
+	return vb_start(vdev->priv);
 }
 #endif
 
