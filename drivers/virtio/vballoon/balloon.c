@@ -99,10 +99,10 @@ unsigned long vb_read_target(struct vballoon *vb)
 
 void vb_report_actual(struct vballoon *vb)
 {
-	u32 actual = vb_actual_frames(vb->num_pages);
-	u32 seen;
+	u32 actual, seen;
 
 	lockdep_assert_held(&vb->lock);
+	actual = vb_actual_frames(vb->num_pages);
 	virtio_cread_le(vb->vdev, struct vballoon_config, actual, &seen);
 	if (seen != actual)
 		virtio_cwrite_le(vb->vdev, struct vballoon_config, actual,
@@ -290,7 +290,7 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 	}
 	balloon_page_list_enqueue(&vb->b_dev_info, &pages);
 
-	vb->num_pages += taken;
+	WRITE_ONCE(vb->num_pages, vb->num_pages + taken);
 	atomic_long_add(taken, &vb->counters.inflated);
 	if (taken < want)
 		atomic_long_inc(&vb->counters.alloc_short);
@@ -351,7 +351,7 @@ unsigned long vb_deflate(struct vballoon *vb, unsigned long want)
 		if (tell && !told)
 			vb_tell_host(vb, vb->deflate_vq, frames);
 
-		vb->num_pages -= n;
+		WRITE_ONCE(vb->num_pages, vb->num_pages - n);
 		done += n;
 		atomic_long_add(n, &vb->counters.deflated);
 	}

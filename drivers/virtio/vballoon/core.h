@@ -73,12 +73,37 @@ struct vb_counters {
 	atomic64_t deflate_host_us;	/* waiting for the host, deflating */
 };
 
+/*
+ * Lock ordering: @lock -> @b_dev_info.pages_lock.
+ *
+ * @lock (a mutex) is the outer lock of the balloon: the balloon
+ * compaction helpers and vb_migratepage() take the page list's spinlock
+ * @b_dev_info.pages_lock inside it, never the other way round.
+ *
+ * The other locks nest with nothing of the driver's:
+ * - @stats_lock is never held together with @lock;
+ * - @stop_lock is a leaf (taken from virtqueue callbacks too), never
+ *   held while taking another lock of the driver; work is queued under
+ *   it, and the work functions take @lock or @stats_lock themselves.
+ *
+ * Outside callers reach @lock as follows:
+ * - the OOM notifier chain calls vb_oom_notify(), which sleeps on @lock,
+ *   with the kernel's oom_lock held: nothing under @lock may allocate
+ *   memory in a way that can invoke the OOM killer;
+ * - reclaim (the pressure shrinker) and page migration (with the balloon
+ *   page locked) only mutex_trylock() @lock and back off when it is
+ *   busy, because inflation under @lock allocates and so may be the
+ *   reason they run.
+ *
+ * The autodeflate state (@hold_until, @hold_active) is under @lock; the
+ * counters are atomics and need no lock.
+ */
 struct vballoon {
-	struct virtio_device *vdev;
+	struct virtio_device *vdev;	/* set at probe, then read-only */
 
 	/*
-	 * Negotiated once at probe (and again at restore, with the device
-	 * quiesced); read-only while work can run.
+	 * Features and parameters, set at probe before the device starts;
+	 * read-only afterwards, so no lock.
 	 */
 	bool must_tell_host;
 	bool deflate_on_oom;
@@ -90,57 +115,78 @@ struct vballoon {
 	unsigned long hold_jiffies;	/* inflation pause after a release */
 	unsigned long pressure_floor;	/* pages of MemAvailable to keep */
 
-	/* @stopping is protected by @stop_lock; set to stop re-queueing. */
+	/*
+	 * @stopping is protected by @stop_lock (a leaf, taken with
+	 * interrupts off); while it is set nothing queues the update or
+	 * stats work.
+	 */
 	spinlock_t stop_lock;
-	bool stopping;
+	bool stopping;			/* protected by @stop_lock */
 
-	/* Woken by the inflate and deflate virtqueue callbacks. */
+	/*
+	 * Woken by the inflate and deflate virtqueue callbacks; has its
+	 * own lock.
+	 */
 	wait_queue_head_t ack_wq;
 
-	/* Moves the balloon toward the host's target, one batch a run. */
+	/*
+	 * Moves the balloon toward the host's target, one batch a run;
+	 * queued under @stop_lock, runs under @lock.
+	 */
 	struct delayed_work update_work;
 
 	/*
 	 * @lock serialises everything that changes the balloon: the
-	 * inflate and deflate virtqueues, @pfns, @num_pages, @backoff_ms.
-	 * Taken by the update work, the OOM notifier, the migration
-	 * callback (trylock) and device teardown.
+	 * inflate and deflate virtqueues, @pfns, @num_pages, @backoff_ms,
+	 * the hold-off window.  Taken by the update work, the OOM notifier,
+	 * the shrinker and the migration callback (trylock) and device
+	 * teardown.  @inflate_vq and @deflate_vq are set by vb_start() and
+	 * cleared by vb_stop() while no work, notifier or shrinker can run;
+	 * in between they are used under @lock only.  @num_pages is written
+	 * under @lock with WRITE_ONCE(), so that debugfs and the shrinker's
+	 * count can read it with READ_ONCE() without taking @lock.
 	 */
 	struct mutex lock;
 	struct virtqueue *inflate_vq;	/* protected by @lock */
 	struct virtqueue *deflate_vq;	/* protected by @lock */
 	__virtio32 *pfns;		/* protected by @lock */
-	unsigned long num_pages;	/* protected by @lock; READ_ONCE outside */
+	unsigned long num_pages;	/* protected by @lock; see above */
 	unsigned int backoff_ms;	/* protected by @lock */
 	unsigned long hold_until;	/* protected by @lock; jiffies */
 	bool hold_active;		/* protected by @lock */
 
-	/* Has its own pages_lock; the page list of the balloon. */
+	/*
+	 * The page list of the balloon, protected by its own
+	 * @b_dev_info.pages_lock (taken inside @lock, see above).
+	 */
 	struct balloon_dev_info b_dev_info;
 
 	/*
 	 * @stats_lock protects the statistics virtqueue and its buffer.
-	 * Only the stats work and (un)prime at probe/teardown touch them.
+	 * Only the stats work and vb_start() (priming the first buffer)
+	 * take it; @stats_vq is set by vb_start() and cleared by vb_stop(),
+	 * @stats and @events are allocated at probe and freed at removal,
+	 * all while the stats work cannot run.
 	 */
 	struct mutex stats_lock;
-	struct work_struct stats_work;
+	struct work_struct stats_work;	/* queued under @stop_lock */
 	struct virtqueue *stats_vq;	/* protected by @stats_lock */
 	struct vballoon_stat *stats;	/* protected by @stats_lock */
 	unsigned long *events;		/* protected by @stats_lock */
 
 	/*
 	 * Set and read by probe, removal, freeze and restore only, which
-	 * the driver core serialises.  @started: between a successful
-	 * vb_start() and the next vb_stop().
+	 * the driver core serialises; no lock of ours.  @started: between
+	 * a successful vb_start() and the next vb_stop().
 	 */
 	bool started;
 	struct notifier_block oom_nb;
 	bool oom_registered;
 	struct vb_shrinker shrinker;
 	bool shrinker_registered;
-
-	struct vb_counters counters;
 	struct dentry *debugfs;
+
+	struct vb_counters counters;	/* atomics, no lock */
 };
 
 /* Module parameters (main.c), copied into each device at probe. */
