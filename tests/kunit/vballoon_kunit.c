@@ -448,6 +448,27 @@ static void vbt_autodeflate_needs_grant(struct kunit *test)
 			VB_AD_OFF);
 }
 
+/* ---- debugfs ---- */
+
+static void vbt_counter_keys(struct kunit *test)
+{
+	/* What scripts parse: one key per counter, in this order. */
+	static const char * const want[] = {
+		"inflated_pages", "deflated_pages", "inflated_blocks",
+		"requests", "alloc_shortfalls", "migrated_pages",
+		"refused_pfns", "oom_released_pages", "oom_events",
+		"pressure_released_pages", "holds", "stats_requests",
+		"alloc_us", "inflate_host_us", "deflate_host_us",
+	};
+	unsigned int i;
+
+	KUNIT_ASSERT_EQ(test, ARRAY_SIZE(want), (size_t)VB_CNT_NR);
+	for (i = 0; i < VB_CNT_NR; i++) {
+		KUNIT_ASSERT_NOT_NULL(test, vb_counter_keys[i]);
+		KUNIT_EXPECT_STREQ(test, vb_counter_keys[i], want[i]);
+	}
+}
+
 /* ---- parameters and back-off ---- */
 
 static void vbt_param_in_range(struct kunit *test)
@@ -539,6 +560,7 @@ static struct kunit_case vballoon_cases[] = {
 	KUNIT_CASE(vbt_pressure_negative_available),
 	KUNIT_CASE(vbt_autodeflate_parse),
 	KUNIT_CASE(vbt_autodeflate_needs_grant),
+	KUNIT_CASE(vbt_counter_keys),
 	KUNIT_CASE(vbt_param_in_range),
 	KUNIT_CASE(vbt_param_edges),
 	KUNIT_CASE(vbt_param_out_of_range),

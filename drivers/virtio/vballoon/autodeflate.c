@@ -144,7 +144,7 @@ static unsigned long vb_release(struct vballoon *vb, unsigned long want)
 	if (freed && vb->hold_jiffies) {
 		/* A release inside a running window extends it. */
 		if (!vb_hold_remaining(vb))
-			atomic_long_inc(&vb->counters.holds);
+			vb_count(vb, VB_CNT_HOLDS, 1);
 		vb->hold_until = jiffies + vb->hold_jiffies;
 		vb->hold_active = true;
 	}
@@ -164,8 +164,8 @@ static int vb_oom_notify(struct notifier_block *nb, unsigned long unused,
 	mutex_unlock(&vb->lock);
 
 	if (n) {
-		atomic_long_add(n, &vb->counters.oom_released);
-		atomic_long_inc(&vb->counters.oom_events);
+		vb_count(vb, VB_CNT_OOM_RELEASED_PAGES, n);
+		vb_count(vb, VB_CNT_OOM_EVENTS, 1);
 		dev_info_ratelimited(&vb->vdev->dev,
 				     "out of memory: released %lu KiB from the balloon\n",
 				     n << (PAGE_SHIFT - 10));
@@ -200,7 +200,7 @@ static unsigned long vb_shrink_scan(struct shrinker *s,
 
 	if (!n)
 		return SHRINK_STOP;
-	atomic_long_add(n, &vb->counters.pressure_released);
+	vb_count(vb, VB_CNT_PRESSURE_RELEASED_PAGES, n);
 	dev_info_ratelimited(&vb->vdev->dev,
 			     "memory pressure: released %lu KiB from the balloon\n",
 			     n << (PAGE_SHIFT - 10));

@@ -133,10 +133,10 @@ static bool vb_request_done(struct virtqueue *vq)
 	return virtqueue_get_buf(vq, &len) || virtqueue_is_broken(vq);
 }
 
-static void vb_account_us(atomic64_t *counter, u64 start_ns)
+/* Add the microseconds since @start_ns to counter @c. */
+static void vb_account_us(struct vballoon *vb, enum vb_counter c, u64 start_ns)
 {
-	atomic64_add(div_u64(ktime_get_ns() - start_ns, NSEC_PER_USEC),
-		     counter);
+	vb_count(vb, c, div_u64(ktime_get_ns() - start_ns, NSEC_PER_USEC));
 }
 
 /*
@@ -164,15 +164,15 @@ static int vb_tell_host(struct vballoon *vb, struct virtqueue *vq,
 		return err;
 	}
 	virtqueue_kick(vq);
-	atomic_long_inc(&vb->counters.requests);
+	vb_count(vb, VB_CNT_REQUESTS, 1);
 
 	while (!wait_event_timeout(vb->ack_wq, vb_request_done(vq), 30 * HZ))
 		dev_warn_ratelimited(&vb->vdev->dev,
 				     "host has not answered on %s for 30s\n",
 				     vq->name);
 
-	vb_account_us(vq == vb->inflate_vq ? &vb->counters.inflate_host_us :
-		      &vb->counters.deflate_host_us, start);
+	vb_account_us(vb, vq == vb->inflate_vq ? VB_CNT_INFLATE_HOST_US :
+		      VB_CNT_DEFLATE_HOST_US, start);
 	return virtqueue_is_broken(vq) ? -EIO : 0;
 }
 
@@ -224,7 +224,7 @@ static unsigned long vb_alloc_pages(struct vballoon *vb, struct list_head *list,
 			}
 			got += n;
 			if (order == VB_BLOCK_ORDER)
-				atomic_long_inc(&vb->counters.blocks);
+				vb_count(vb, VB_CNT_INFLATED_BLOCKS, 1);
 			continue;
 		}
 		page = balloon_page_alloc();
@@ -252,7 +252,7 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 	lockdep_assert_held(&vb->lock);
 	want = min_t(unsigned long, want, vb->batch_pages);
 	got = vb_alloc_pages(vb, &pages, want);
-	vb_account_us(&vb->counters.alloc_us, start);
+	vb_account_us(vb, VB_CNT_ALLOC_US, start);
 
 	list_for_each_entry_safe(page, next, &pages, lru) {
 		if (vb_encode_pfns(vb->vdev, vb->pfns + frames,
@@ -265,7 +265,7 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 	}
 
 	if (!list_empty(&refused)) {
-		atomic_long_add(got - taken, &vb->counters.refused_pfns);
+		vb_count(vb, VB_CNT_REFUSED_PFNS, got - taken);
 		dev_warn_ratelimited(&vb->vdev->dev,
 				     "%lu pages above the 16 TiB frame limit not ballooned\n",
 				     got - taken);
@@ -291,9 +291,9 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 	balloon_page_list_enqueue(&vb->b_dev_info, &pages);
 
 	WRITE_ONCE(vb->num_pages, vb->num_pages + taken);
-	atomic_long_add(taken, &vb->counters.inflated);
+	vb_count(vb, VB_CNT_INFLATED_PAGES, taken);
 	if (taken < want)
-		atomic_long_inc(&vb->counters.alloc_short);
+		vb_count(vb, VB_CNT_ALLOC_SHORTFALLS, 1);
 	return taken;
 }
 
@@ -353,7 +353,7 @@ unsigned long vb_deflate(struct vballoon *vb, unsigned long want)
 
 		WRITE_ONCE(vb->num_pages, vb->num_pages - n);
 		done += n;
-		atomic_long_add(n, &vb->counters.deflated);
+		vb_count(vb, VB_CNT_DEFLATED_PAGES, n);
 	}
 	return done;
 }
@@ -456,7 +456,7 @@ static int vb_migratepage(struct balloon_dev_info *info,
 	vb_tell_host(vb, vb->deflate_vq, VB_FRAMES_PER_PAGE);
 	mutex_unlock(&vb->lock);
 
-	atomic_long_inc(&vb->counters.migrated);
+	vb_count(vb, VB_CNT_MIGRATED_PAGES, 1);
 	balloon_page_finalize(page);
 	put_page(page);
 	return MIGRATEPAGE_SUCCESS;

@@ -53,24 +53,29 @@ enum vb_autodeflate {
 	VB_AD_PRESSURE,
 };
 
-/* Event counters, readable without locks through debugfs. */
-struct vb_counters {
-	atomic_long_t inflated;		/* pages given to the host */
-	atomic_long_t deflated;		/* pages taken back from the host */
-	atomic_long_t oom_released;	/* pages released by the OOM notifier */
-	atomic_long_t oom_events;	/* OOM notifier calls that released */
-	atomic_long_t pressure_released; /* pages released by the shrinker */
-	atomic_long_t holds;		/* hold-off windows started */
-	atomic_long_t blocks;		/* 2 MiB blocks inflated whole */
-	atomic_long_t alloc_short;	/* inflate rounds that fell short */
-	atomic_long_t requests;		/* inflate + deflate requests sent */
-	atomic_long_t migrated;		/* pages moved by compaction */
-	atomic_long_t refused_pfns;	/* pages whose frame does not fit 32 bits */
-	atomic_long_t stats_requests;	/* statistics requests answered */
+/*
+ * Event counters, atomics read without locks through debugfs.  Each name
+ * is the counter's key in debugfs (vb_counter_keys[], debugfs.c), and
+ * debugfs lists them in this order.
+ */
+enum vb_counter {
+	VB_CNT_INFLATED_PAGES,		/* pages given to the host */
+	VB_CNT_DEFLATED_PAGES,		/* pages taken back from the host */
+	VB_CNT_INFLATED_BLOCKS,		/* 2 MiB blocks inflated whole */
+	VB_CNT_REQUESTS,		/* inflate + deflate requests sent */
+	VB_CNT_ALLOC_SHORTFALLS,	/* inflate rounds that fell short */
+	VB_CNT_MIGRATED_PAGES,		/* pages moved by compaction */
+	VB_CNT_REFUSED_PFNS,		/* pages whose frame does not fit 32 bits */
+	VB_CNT_OOM_RELEASED_PAGES,	/* pages released by the OOM notifier */
+	VB_CNT_OOM_EVENTS,		/* OOM notifier calls that released */
+	VB_CNT_PRESSURE_RELEASED_PAGES,	/* pages released by the shrinker */
+	VB_CNT_HOLDS,			/* hold-off windows started */
+	VB_CNT_STATS_REQUESTS,		/* statistics requests answered */
 	/* Where inflation and deflation spend their time, microseconds. */
-	atomic64_t alloc_us;		/* allocating pages to inflate */
-	atomic64_t inflate_host_us;	/* waiting for the host, inflating */
-	atomic64_t deflate_host_us;	/* waiting for the host, deflating */
+	VB_CNT_ALLOC_US,		/* allocating pages to inflate */
+	VB_CNT_INFLATE_HOST_US,		/* waiting for the host, inflating */
+	VB_CNT_DEFLATE_HOST_US,		/* waiting for the host, deflating */
+	VB_CNT_NR
 };
 
 /*
@@ -186,8 +191,14 @@ struct vballoon {
 	bool shrinker_registered;
 	struct dentry *debugfs;
 
-	struct vb_counters counters;	/* atomics, no lock */
+	/* Atomics, no lock; indexed by enum vb_counter. */
+	atomic64_t counters[VB_CNT_NR];
 };
+
+static inline void vb_count(struct vballoon *vb, enum vb_counter c, s64 n)
+{
+	atomic64_add(n, &vb->counters[c]);
+}
 
 /* Module parameters (main.c), copied into each device at probe. */
 extern unsigned int vb_param_batch_pages;
@@ -221,6 +232,7 @@ void vb_stats_collect(u64 vals[VBALLOON_S_NR], const unsigned long *events,
 unsigned int vb_stats_encode(struct virtio_device *vdev,
 			     struct vballoon_stat *out,
 			     const u64 vals[VBALLOON_S_NR]);
+extern const char * const vb_counter_keys[VB_CNT_NR];
 #endif
 
 /* balloon.c */

@@ -11,10 +11,33 @@
 
 static struct dentry *vb_debugfs_root;
 
+/*
+ * The debugfs key of each counter, in the order the status file lists
+ * them.  Scripts and the admin guide know these names: change none.
+ */
+VISIBLE_IF_KUNIT const char * const vb_counter_keys[VB_CNT_NR] = {
+	[VB_CNT_INFLATED_PAGES] = "inflated_pages",
+	[VB_CNT_DEFLATED_PAGES] = "deflated_pages",
+	[VB_CNT_INFLATED_BLOCKS] = "inflated_blocks",
+	[VB_CNT_REQUESTS] = "requests",
+	[VB_CNT_ALLOC_SHORTFALLS] = "alloc_shortfalls",
+	[VB_CNT_MIGRATED_PAGES] = "migrated_pages",
+	[VB_CNT_REFUSED_PFNS] = "refused_pfns",
+	[VB_CNT_OOM_RELEASED_PAGES] = "oom_released_pages",
+	[VB_CNT_OOM_EVENTS] = "oom_events",
+	[VB_CNT_PRESSURE_RELEASED_PAGES] = "pressure_released_pages",
+	[VB_CNT_HOLDS] = "holds",
+	[VB_CNT_STATS_REQUESTS] = "stats_requests",
+	[VB_CNT_ALLOC_US] = "alloc_us",
+	[VB_CNT_INFLATE_HOST_US] = "inflate_host_us",
+	[VB_CNT_DEFLATE_HOST_US] = "deflate_host_us",
+};
+EXPORT_SYMBOL_IF_KUNIT(vb_counter_keys);
+
 static int vb_status_show(struct seq_file *m, void *unused)
 {
 	struct vballoon *vb = m->private;
-	struct vb_counters *c = &vb->counters;
+	int i;
 
 	seq_printf(m, "target_pages %lu\n", vb_read_target(vb));
 	seq_printf(m, "balloon_pages %lu\n", READ_ONCE(vb->num_pages));
@@ -26,28 +49,9 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "deflate_on_oom %d\n", vb->deflate_on_oom);
 	seq_printf(m, "autodeflate %s\n", vb_autodeflate_name(vb->autodeflate));
 	seq_printf(m, "pressure_floor_pages %lu\n", vb->pressure_floor);
-	seq_printf(m, "inflated_pages %ld\n", atomic_long_read(&c->inflated));
-	seq_printf(m, "deflated_pages %ld\n", atomic_long_read(&c->deflated));
-	seq_printf(m, "inflated_blocks %ld\n", atomic_long_read(&c->blocks));
-	seq_printf(m, "requests %ld\n", atomic_long_read(&c->requests));
-	seq_printf(m, "alloc_shortfalls %ld\n",
-		   atomic_long_read(&c->alloc_short));
-	seq_printf(m, "migrated_pages %ld\n", atomic_long_read(&c->migrated));
-	seq_printf(m, "refused_pfns %ld\n",
-		   atomic_long_read(&c->refused_pfns));
-	seq_printf(m, "oom_released_pages %ld\n",
-		   atomic_long_read(&c->oom_released));
-	seq_printf(m, "oom_events %ld\n", atomic_long_read(&c->oom_events));
-	seq_printf(m, "pressure_released_pages %ld\n",
-		   atomic_long_read(&c->pressure_released));
-	seq_printf(m, "holds %ld\n", atomic_long_read(&c->holds));
-	seq_printf(m, "stats_requests %ld\n",
-		   atomic_long_read(&c->stats_requests));
-	seq_printf(m, "alloc_us %lld\n", atomic64_read(&c->alloc_us));
-	seq_printf(m, "inflate_host_us %lld\n",
-		   atomic64_read(&c->inflate_host_us));
-	seq_printf(m, "deflate_host_us %lld\n",
-		   atomic64_read(&c->deflate_host_us));
+	for (i = 0; i < VB_CNT_NR; i++)
+		seq_printf(m, "%s %lld\n", vb_counter_keys[i],
+			   atomic64_read(&vb->counters[i]));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(vb_status);

@@ -143,7 +143,7 @@ void vb_stats_work_fn(struct work_struct *work)
 	 */
 	if (virtqueue_get_buf(vb->stats_vq, &len)) {
 		vb_stats_queue(vb);
-		atomic_long_inc(&vb->counters.stats_requests);
+		vb_count(vb, VB_CNT_STATS_REQUESTS, 1);
 	}
 	/* Kick even when nothing was returned, for the primed buffer. */
 	virtqueue_kick(vb->stats_vq);
