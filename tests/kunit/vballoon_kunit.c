@@ -448,6 +448,40 @@ static void vbt_autodeflate_needs_grant(struct kunit *test)
 			VB_AD_OFF);
 }
 
+static void vbt_hold_counts_windows(struct kunit *test)
+{
+	unsigned long until = 0, now = 1000, len = 50;
+	bool active = false;
+
+	/* The first release opens a window. */
+	KUNIT_EXPECT_TRUE(test, vb_hold_extend(&active, &until, now, len));
+	KUNIT_EXPECT_TRUE(test, active);
+	KUNIT_EXPECT_EQ(test, until, now + len);
+	/* A release inside it extends it but is not a new window. */
+	KUNIT_EXPECT_FALSE(test, vb_hold_extend(&active, &until, now + 10,
+						len));
+	KUNIT_EXPECT_EQ(test, until, now + 10 + len);
+	/* Once it has run out, the next release opens another. */
+	KUNIT_EXPECT_TRUE(test, vb_hold_extend(&active, &until,
+					       now + 10 + len, len));
+	/* So does a release after the update work closed the window. */
+	active = false;
+	KUNIT_EXPECT_TRUE(test, vb_hold_extend(&active, &until,
+					       now + 20 + len, len));
+}
+
+static void vbt_hold_jiffies_wrap(struct kunit *test)
+{
+	unsigned long until = 0, now = ULONG_MAX - 10, len = 50;
+	bool active = false;
+
+	/* A window that ends past the jiffies wrap is still open inside. */
+	KUNIT_EXPECT_TRUE(test, vb_hold_extend(&active, &until, now, len));
+	KUNIT_EXPECT_FALSE(test, vb_hold_extend(&active, &until, now + 20,
+						len));
+	KUNIT_EXPECT_EQ(test, until, now + 20 + len);
+}
+
 /* ---- debugfs ---- */
 
 static void vbt_counter_keys(struct kunit *test)
@@ -560,6 +594,8 @@ static struct kunit_case vballoon_cases[] = {
 	KUNIT_CASE(vbt_pressure_negative_available),
 	KUNIT_CASE(vbt_autodeflate_parse),
 	KUNIT_CASE(vbt_autodeflate_needs_grant),
+	KUNIT_CASE(vbt_hold_counts_windows),
+	KUNIT_CASE(vbt_hold_jiffies_wrap),
 	KUNIT_CASE(vbt_counter_keys),
 	KUNIT_CASE(vbt_param_in_range),
 	KUNIT_CASE(vbt_param_edges),

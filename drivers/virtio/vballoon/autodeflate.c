@@ -134,6 +134,22 @@ VISIBLE_IF_KUNIT unsigned long vb_pressure_quota(long avail_pages,
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_pressure_quota);
 
+/*
+ * Open a hold-off window of @len jiffies at @now, or extend the one still
+ * open (@active, until *@until) to @now + @len.  Returns true only when a
+ * new window opens: "holds" counts windows, not releases.
+ */
+VISIBLE_IF_KUNIT bool vb_hold_extend(bool *active, unsigned long *until,
+				     unsigned long now, unsigned long len)
+{
+	bool was_open = *active && time_before(now, *until);
+
+	*until = now + len;
+	*active = true;
+	return !was_open;
+}
+EXPORT_SYMBOL_IF_KUNIT(vb_hold_extend);
+
 /* Release up to @want pages now and hold inflation off for a while. */
 static unsigned long vb_release(struct vballoon *vb, unsigned long want)
 {
@@ -141,13 +157,10 @@ static unsigned long vb_release(struct vballoon *vb, unsigned long want)
 
 	lockdep_assert_held(&vb->lock);
 	freed = vb_deflate(vb, want);
-	if (freed && vb->hold_jiffies) {
-		/* A release inside a running window extends it. */
-		if (!vb_hold_remaining(vb))
-			vb_count(vb, VB_CNT_HOLDS, 1);
-		vb->hold_until = jiffies + vb->hold_jiffies;
-		vb->hold_active = true;
-	}
+	if (freed && vb->hold_jiffies &&
+	    vb_hold_extend(&vb->hold_active, &vb->hold_until, jiffies,
+			   vb->hold_jiffies))
+		vb_count(vb, VB_CNT_HOLDS, 1);
 	vb_report_actual(vb);
 	return freed;
 }
@@ -208,8 +221,8 @@ static unsigned long vb_shrink_scan(struct shrinker *s,
 }
 
 /*
- * Jiffies inflation should still wait, 0 if it may go on.  Called
- * by the update work before it inflates.
+ * Jiffies inflation should still wait, 0 if it may go on; closes a
+ * window that has run out.  Called by the update work before it inflates.
  */
 unsigned long vb_hold_remaining(struct vballoon *vb)
 {

@@ -225,6 +225,8 @@ unsigned long vb_oom_quota(unsigned long balloon_pages,
 unsigned long vb_pressure_quota(long avail_pages, unsigned long floor,
 				unsigned long balloon_pages);
 int vb_parse_autodeflate(const char *val);
+bool vb_hold_extend(bool *active, unsigned long *until, unsigned long now,
+		    unsigned long len);
 enum vb_autodeflate vb_resolve_autodeflate(int requested, bool granted);
 void vb_stats_collect(u64 vals[VBALLOON_S_NR], const unsigned long *events,
 		      const struct sysinfo *si, unsigned long avail_pages,
