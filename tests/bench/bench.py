@@ -21,7 +21,6 @@ the results directory is printed at the end.
 
 import argparse
 import csv
-import os
 import statistics
 import subprocess
 import sys
@@ -31,8 +30,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "vm"))
 
-import vmlib  # noqa: E402
-from vmlib import MiB, VM, find_kernel, wait_until  # noqa: E402
+from harness.console import find_bad_lines  # noqa: E402
+from harness.errors import WaitTimeout  # noqa: E402
+from harness.kernels import find_kernel  # noqa: E402
+from harness.units import MiB  # noqa: E402
+from harness.vm import make_vm  # noqa: E402
 
 DRIVERS = ("vballoon", "virtio_balloon")
 
@@ -53,17 +55,6 @@ def host_anon_huge_kib(vm):
     return 0
 
 
-def load(vm, driver):
-    vm.check("modload %s" % driver, timeout=120)
-    wait_until(lambda: vm.run("ls /sys/bus/virtio/drivers/%s/ | grep -q virtio"
-                              % driver)[0] == 0, 60, 0.2,
-               "%s to bind" % driver)
-
-
-def unload(vm, driver):
-    vm.check("rmmod %s" % driver, timeout=600)
-
-
 def move(vm, ram_target, series, label, timeout):
     """Set the target; poll until reached. Returns (seconds, cpu seconds)."""
     cpu0 = guest_busy_seconds(vm)
@@ -76,7 +67,7 @@ def move(vm, ram_target, series, label, timeout):
         if actual == ram_target:
             break
         if t > timeout:
-            raise vmlib.WaitTimeout("%s: target %d MiB not reached in %d s "
+            raise WaitTimeout("%s: target %d MiB not reached in %d s "
                                     "(actual %d MiB)" % (label,
                                                          ram_target // MiB,
                                                          timeout,
@@ -87,19 +78,9 @@ def move(vm, ram_target, series, label, timeout):
     return secs, cpu
 
 
-def vb_status(vm):
-    """vballoon's debugfs counters as a dict (empty for other drivers)."""
-    rc, out = vm.run("cat /sys/kernel/debug/vballoon/*/status")
-    if rc:
-        return {}
-    res = {}
-    for ln in out.splitlines():
-        k, _, v = ln.partition(" ")
-        try:
-            res[k] = int(v)
-        except ValueError:
-            res[k] = v
-    return res
+def vb_status(vm, driver, dev):
+    """vballoon's debugfs counters (empty for other drivers)."""
+    return vm.vballoon_status(dev) if driver == "vballoon" else {}
 
 
 def warm(vm, mib):
@@ -109,29 +90,28 @@ def warm(vm, mib):
 
 
 def bad_console(vm):
-    return vmlib.find_bad_lines(vm.console()) + [
+    return find_bad_lines(vm.console()) + [
         ln for ln in vm.console().splitlines()
         if "page allocation failure" in ln or "invoked oom-killer" in ln]
 
 
 def speed(kernel, args, rows, series):
     size = args.size * MiB
-    with VM(kernel, mem_mib=args.mem, smp=2, deflate_on_oom=False,
-            name="bench-%s" % kernel.series, append=args.append,
-            extra_helpers=[HERE / "frag.c"]) as vm:
+    with make_vm(kernel, mem_mib=args.mem, smp=2, deflate_on_oom=False,
+                 name="bench-%s" % kernel.series, append=args.append) as vm:
         warm(vm, int(args.mem * 0.8))
         for r in range(1, args.rounds + 1):
             order = DRIVERS if r % 2 else DRIVERS[::-1]
             for drv in order:
-                load(vm, drv)
+                dev = vm.load(drv)
                 label = "%s %s r%d" % (kernel.series, drv, r)
-                st0 = vb_status(vm)
+                st0 = vb_status(vm, drv, dev)
                 ti, ci = move(vm, vm.ram_bytes - size, series,
                               label + " inflate", args.timeout)
-                st1 = vb_status(vm)
+                st1 = vb_status(vm, drv, dev)
                 td, cd = move(vm, vm.ram_bytes, series,
                               label + " deflate", args.timeout)
-                unload(vm, drv)
+                vm.unload(drv)
                 where = ""
                 alloc_s = host_s = float("nan")
                 if st1:
@@ -160,30 +140,24 @@ def speed(kernel, args, rows, series):
 def thp(kernel, args, thp_rows):
     size = args.size * MiB
     for drv in DRIVERS:
-        with VM(kernel, mem_mib=args.mem, smp=2, deflate_on_oom=False,
-                name="bench-thp-%s-%s" % (kernel.series, drv),
-                append=args.append,
-                extra_helpers=[HERE / "frag.c"]) as vm:
+        with make_vm(kernel, mem_mib=args.mem, smp=2, deflate_on_oom=False,
+                     name="bench-thp-%s-%s" % (kernel.series, drv),
+                     append=args.append) as vm:
             warm(vm, int(args.mem * 0.8))
             vm.check("frag %d %d > /tmp/frag.log 2>&1 &" %
                      (args.frag_mib, args.free_every))
-            wait_until(lambda: "ready" in vm.run("cat /tmp/frag.log")[1],
-                       600, 0.5, "frag to finish fragmenting")
-            load(vm, drv)
+            vm.wait_until(lambda: "ready" in vm.run("cat /tmp/frag.log")[1],
+                          600, 0.5, "frag to finish fragmenting")
+            dev = vm.load(drv)
             before = host_anon_huge_kib(vm)
             ti, _ = move(vm, vm.ram_bytes - size, [], "thp", args.timeout)
             inflated = host_anon_huge_kib(vm)
-            extra = ""
-            if drv == "vballoon":
-                extra = vm.run("cat /sys/kernel/debug/vballoon/*/status")[1]
+            st = vb_status(vm, drv, dev)
             move(vm, vm.ram_bytes, [], "thp", args.timeout)
             deflated = host_anon_huge_kib(vm)
-            unload(vm, drv)
+            vm.unload(drv)
             bad = bad_console(vm)
-            blocks = ""
-            for ln in extra.splitlines():
-                if ln.startswith("inflated_blocks"):
-                    blocks = ln.split()[1]
+            blocks = st.get("inflated_blocks", "")
             thp_rows.append(dict(kernel=kernel.release, driver=drv,
                                  thp_before_mib=before // 1024,
                                  thp_inflated_mib=inflated // 1024,

@@ -1,20 +1,35 @@
 # SPDX-License-Identifier: GPL-2.0-only
-"""pytest fixtures for the vballoon VM tests.
+"""pytest fixtures and markers for the vballoon VM tests.
 
-One guest is booted per (kernel, device configuration) and shared by all
-tests of a test module: test_oom_on.py runs with deflate-on-oom=on,
-test_oom_off.py with deflate-on-oom=off (each module sets VM_CONFIG).
-The `kernel` fixture is parametrized over the newest installed 6.1 and
-6.12 kernels (override with VBALLOON_KERNELS=6.12 for instance; "debug"
-is the KASAN/lockdep/kmemleak kernel of `make intree`, with vballoon built
-in: there "load" binds the device, "unload" unbinds it, and every timeout
-is multiplied by the kernel's slowdown).
+One guest is booted per (kernel, test module) and shared by the module's
+tests.  A module says how its guest's balloon device looks with the
+`vm_config` marker:
+
+    pytestmark = pytest.mark.vm_config("oom-on", deflate_on_oom=True)
+
+(label, then keyword arguments of harness.vm.make_vm: deflate_on_oom,
+disk_mib, balloon_props, ...).  The `kernel` fixture is parametrized over
+the newest installed 6.1 and 6.12 kernels (VBALLOON_KERNELS=6.12 for
+instance; "debug" is the KASAN/lockdep/kmemleak kernel of `make intree`,
+with vballoon built in: there "load" binds the device, "unload" unbinds
+it, and every timeout is multiplied by the kernel's slowdown).
+
+The `driver` argument of a test is parametrized with vballoon, and with
+the kernel's virtio_balloon too if the test is marked `parity` (both as
+far as VBALLOON_DRIVERS allows).  On the debug kernel, which runs each of
+vballoon's code paths once, a test marked `skip_debug(where)` is skipped,
+and so is a test function a module imports from another test module (a
+repeat of that module's test under this module's device configuration;
+repeats run with vballoon only).
 
 The function-scoped `vm` fixture hands out the running guest and, after
 the test, puts it back in a clean state (balloon 0, no balloon driver
 loaded) and fails the test if the guest console got a kernel warning,
 BUG or call trace during it.  A guest that died is replaced by a fresh
-boot for the remaining tests; the end-of-boot test reports the death.
+boot for the remaining tests.  When the module's last test is done, the
+`vm_slot` fixture checks the whole boot (console and dmesg clean, no
+guest lost, no vballoon leak on the debug kernel) and reports a problem
+as an error of that test, so the check also runs under -k.
 """
 
 import os
@@ -25,19 +40,29 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import vmlib  # noqa: E402
+from harness.console import bad_reports, find_bad_lines  # noqa: E402
+from harness.errors import HarnessError, VMDied  # noqa: E402
+from harness.kernels import find_kernel  # noqa: E402
+from harness.modules import ModuleIndex  # noqa: E402
+from harness.units import cache_dir  # noqa: E402
+from harness.vm import make_vm  # noqa: E402
 
 KERNEL_SERIES = [s.strip() for s in
                  os.environ.get("VBALLOON_KERNELS", "6.1,6.12").split(",")
                  if s.strip()]
 GUEST_MEM_MIB = int(os.environ.get("VBALLOON_GUEST_MIB", "2048"))
 BOOT_ATTEMPTS = 3
+# Drivers the tests run against (run.py sets VBALLOON_DRIVERS=vballoon for
+# the debug kernel, where the sanitizers are there for our driver).
+DRIVERS = tuple(d.strip() for d in os.environ.get(
+    "VBALLOON_DRIVERS", "vballoon,virtio_balloon").split(",") if d.strip())
+OURS = tuple(d for d in DRIVERS if d == "vballoon")
 
 _slots = []
 
 
 class VMSlot:
-    """Owns the guest of one (kernel, configuration) pair; reboots it if it
+    """Owns the guest of one (kernel, test module) pair; reboots it if it
     died so that one crash does not take every later test down with it."""
 
     def __init__(self, kernel, config, label):
@@ -51,7 +76,6 @@ class VMSlot:
         self.started = time.monotonic()
 
     def get(self):
-        vmlib.set_timeout_scale(self.kernel.slowdown)
         if self.vm is not None and not self.vm.alive():
             self.deaths.append("guest died (console: %s):\n%s" % (
                 self.vm.console_path, self.vm.console_tail(30)))
@@ -61,13 +85,13 @@ class VMSlot:
             # No balloon driver is loaded while booting, so a boot that dies
             # is the emulator's or the distribution kernel's problem: retry.
             for attempt in range(1, BOOT_ATTEMPTS + 1):
-                vm = vmlib.VM(self.kernel, mem_mib=GUEST_MEM_MIB,
-                              name="%s-%s" % (self.label, self.kernel.series),
-                              **self.config)
+                vm = make_vm(self.kernel, mem_mib=GUEST_MEM_MIB,
+                             name="%s-%s" % (self.label, self.kernel.series),
+                             **self.config)
                 try:
                     vm.start()
                     break
-                except vmlib.VMDied as exc:
+                except VMDied as exc:
                     self.boot_failures.append(
                         "boot attempt %d failed (console: %s): %s" % (
                             attempt, vm.console_path,
@@ -85,43 +109,115 @@ class VMSlot:
             self.vm.kill()
             self.vm = None
 
+    def end_of_boot_problems(self):
+        """No guest died, the whole console/dmesg of this boot is clean and
+        (debug kernel) kmemleak finds no leak in vballoon.  All three are
+        checked; returns the problems found, as text."""
+        if not self.boots:
+            return []       # every test was skipped: nothing booted
+        vm = self.vm
+        problems, deaths = [], list(self.deaths)
+        if vm is None or not vm.alive():
+            deaths.append("the guest is not running at the end of the "
+                          "module" + ("" if vm is None else " (console %s):"
+                                      "\n%s" % (vm.console_path,
+                                                vm.console_tail(30))))
+        if deaths:
+            problems.append("guests were lost during this module:\n" +
+                            "\n".join(deaths))
+        if vm is None or not vm.alive():
+            return problems
+        leaks = vm.end_of_boot_leaks()
+        con, dmesg = vm.console(), vm.dmesg()
+        bad = find_bad_lines(con) + find_bad_lines(dmesg)
+        if bad:
+            problems.append("kernel problems in this boot (console %s):\n  "
+                            "%s\n%s" % (vm.console_path, "\n  ".join(bad[:40]),
+                                        bad_reports(con) or
+                                        bad_reports(dmesg)))
+        ours, others = leaks or ([], [])
+        if others:
+            print("kmemleak: %d leak(s) not involving vballoon (not a "
+                  "failure; %s):\n%s" % (len(others),
+                                         vm.log_dir / "kmemleak.txt",
+                                         "\n".join(others[:10])))
+        if ours:
+            problems.append("kmemleak: %d leak(s) with vballoon in the "
+                            "backtrace (%s):\n%s" % (
+                                len(ours), vm.log_dir / "kmemleak.txt",
+                                "\n".join(ours)))
+        return problems
+
     def close(self):
         if self.vm is not None:
             self.vm.shutdown()
             self.vm = None
 
 
+def is_repeat(function, module):
+    """`function` was imported from another test module into `module`."""
+    return function.__module__ != module.__name__
+
+
+def pytest_generate_tests(metafunc):
+    if "driver" not in metafunc.fixturenames:
+        return
+    parity = metafunc.definition.get_closest_marker("parity") and \
+        not is_repeat(metafunc.function, metafunc.module)
+    metafunc.parametrize("driver", DRIVERS if parity else OURS)
+
+
 @pytest.fixture(scope="module", params=KERNEL_SERIES,
                 ids=lambda s: "linux" + s)
 def kernel(request):
     try:
-        return vmlib.find_kernel(request.param)
-    except vmlib.HarnessError as exc:
+        return find_kernel(request.param)
+    except HarnessError as exc:
         pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def vm_slot(request, kernel):
-    config = getattr(request.module, "VM_CONFIG", {})
-    label = getattr(request.module, "VM_LABEL", request.module.__name__)
-    if config.get("disk_mib") and not vmlib.ModuleIndex(kernel).has(
-            "virtio_blk"):
+    """The module's guest (booted by the first test that needs it); at the
+    end of the module, the end-of-boot check."""
+    mark = request.node.get_closest_marker("vm_config")
+    if mark is None:
+        pytest.fail("%s has no vm_config marker" % request.module.__name__,
+                    pytrace=False)
+    label, config = mark.args[0], mark.kwargs
+    if config.get("disk_mib") and not ModuleIndex(kernel).has("virtio_blk"):
         pytest.skip("%s has no virtio_blk (neither built in nor a module), "
                     "which this module's disk needs" % kernel.release)
     slot = VMSlot(kernel, config, label)
     _slots.append(slot)
-    old = vmlib.set_timeout_scale(kernel.slowdown)
     try:
         yield slot
+        problems = slot.end_of_boot_problems()
     finally:
         slot.close()
-        vmlib.set_timeout_scale(old)
+    if problems:
+        pytest.fail("end of boot (%s, %s):\n%s" % (
+            label, kernel.release, "\n".join(problems)), pytrace=False)
+
+
+def _skip_on_debug_kernel(item, kernel):
+    if not kernel.builtin_vballoon:
+        return
+    mark = item.get_closest_marker("skip_debug")
+    if mark is not None:
+        where = mark.args[0]
+    elif is_repeat(item.function, item.module):
+        where = item.function.__module__ + ".py"
+    else:
+        return
+    pytest.skip("on the debug kernel this scenario runs in %s only" % where)
 
 
 @pytest.fixture
-def vm(vm_slot):
+def vm(request, vm_slot):
     """The shared guest; cleaned up and checked for kernel splats after the
     test."""
+    _skip_on_debug_kernel(request.node, vm_slot.kernel)
     vm = vm_slot.get()
     start = len(vm.console())
     yield vm
@@ -135,11 +231,11 @@ def vm(vm_slot):
     else:
         problems.append("the guest died during the test")
     text = vm.console()[start:]
-    bad = vmlib.find_bad_lines(text)
+    bad = find_bad_lines(text)
     if bad:
         problems.append("kernel problems on the guest console during this "
                         "test:\n  " + "\n  ".join(bad[:20]) +
-                        "\n" + vmlib.bad_reports(text))
+                        "\n" + bad_reports(text))
     if problems:
         if vm.alive() and any(p.startswith("could not") for p in problems):
             vm_slot.discard("cleanup failed")
@@ -151,19 +247,12 @@ def pytest_report_header(config):
     lines = []
     for s in KERNEL_SERIES:
         try:
-            k = vmlib.find_kernel(s)
-            ko = k.vballoon_ko()
-            if k.builtin_vballoon:
-                lines.append("vballoon VM tests: linux%s -> %s (%s), vballoon "
-                             "built in, timeouts x%g" % (
-                                 s, k.release, k.vmlinuz, k.slowdown))
-                continue
-            lines.append("vballoon VM tests: linux%s -> %s, vballoon.ko %s" % (
-                s, k.release, ko if ko.exists() else "MISSING (%s)" % ko))
-        except vmlib.HarnessError as exc:
+            lines.append("vballoon VM tests: linux%s -> %s" % (
+                s, find_kernel(s).describe()))
+        except HarnessError as exc:
             lines.append("vballoon VM tests: linux%s -> %s" % (s, exc))
     lines.append("vballoon VM tests: guest RAM %d MiB, cache %s" %
-                 (GUEST_MEM_MIB, vmlib.cache_dir()))
+                 (GUEST_MEM_MIB, cache_dir()))
     return lines
 
 

@@ -12,8 +12,11 @@ import argparse
 import sys
 import time
 
-import vmlib
-from vmlib import MiB
+from harness.console import find_bad_lines
+from harness.kernels import find_kernel
+from harness.qemu import BALLOON_PATH
+from harness.units import MiB
+from harness.vm import BALLOON_DRIVERS, make_vm
 
 
 HEADER = """\
@@ -47,7 +50,7 @@ def main():
     ap.add_argument("--kernel", default="6.12",
                     help="kernel series to boot (default 6.12)")
     ap.add_argument("--driver", default="vballoon",
-                    choices=vmlib.BALLOON_DRIVERS)
+                    choices=BALLOON_DRIVERS)
     ap.add_argument("--mem", type=int, default=2048, help="guest MiB")
     ap.add_argument("--percent", type=int, default=50,
                     help="guest RAM to keep while inflated, %% (default 50)")
@@ -55,17 +58,18 @@ def main():
                     help="seconds between rows")
     args = ap.parse_args()
 
-    kernel = vmlib.find_kernel(args.kernel)
-    if args.driver == "vballoon" and not kernel.vballoon_ko().exists():
+    kernel = find_kernel(args.kernel)
+    ko = kernel.vballoon_ko()     # None: built into the kernel
+    if args.driver == "vballoon" and ko is not None and not ko.exists():
         sys.exit("demo: %s is missing; run `make modules` first (or use "
-                 "--driver virtio_balloon)" % kernel.vballoon_ko())
+                 "--driver virtio_balloon)" % ko)
     print("Booting %s (%d MiB RAM, QEMU TCG, no KVM) ..." %
           (kernel.release, args.mem), flush=True)
-    with vmlib.VM(kernel, mem_mib=args.mem, name="demo-" + kernel.series) \
+    with make_vm(kernel, mem_mib=args.mem, name="demo-" + kernel.series) \
             as vm:
         print("Booted in %.1f s; loading %s.ko" % (vm.boot_seconds,
                                                  args.driver), flush=True)
-        vm.load_driver(args.driver)
+        vm.load(args.driver)
         vm.set_stats_interval(2)
         print()
         print(HEADER.format(interval=args.interval))
@@ -95,7 +99,7 @@ def main():
         stats = vm.guest_stats()
         print()
         print("Last statistics the guest driver sent to QEMU "
-              "(qom-get %s guest-stats):" % vmlib.BALLOON_PATH)
+              "(qom-get %s guest-stats):" % BALLOON_PATH)
         when = stats.get("last-update", 0)
         print("  last update: %s" % (time.strftime(
             "%H:%M:%S", time.localtime(when)) if when else "never"))
@@ -109,8 +113,8 @@ def main():
                 text = "%d" % value
             print("  %-18s %s" % (name, text))
         vm.set_stats_interval(0)
-        vm.unload_driver(args.driver)
-        bad = vmlib.find_bad_lines(vm.console())
+        vm.unload(args.driver)
+        bad = find_bad_lines(vm.console())
         if bad:
             print("\nKernel problems on the guest console:\n  " +
                   "\n  ".join(bad))

@@ -26,7 +26,6 @@ and scenarios another module already ran there are skipped.
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -35,6 +34,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from harness import summary  # noqa: E402
 
 # Rough minutes per job on one core of a 2-core TCG host; only used to start
 # the longest jobs first so the parallel lanes end together.
@@ -47,10 +49,6 @@ MODULES = {
 # the debug kernel runs vballoon only (half the scenarios) but is ~3x slower
 KERNEL_WEIGHT = {"debug": 1.6}
 JOB_TIMEOUT = 60 * 60
-
-SUMMARY_RE = re.compile(r"^=+ (.*\b(passed|failed|errors?|skipped|"
-                        r"deselected|no tests ran)\b.*) in [0-9.]+s")
-
 
 def default_jobs():
     """One job more than there are cores: a TCG guest leaves its core idle
@@ -81,8 +79,7 @@ class Job:
         self.proc = None
         self.log = None
         self.start = self.end = None
-        self.counts = {}
-        self.summary = None
+        self.result = None      # harness.summary.Summary of its output
 
     def launch(self):
         self.log = tempfile.TemporaryFile(mode="w+")
@@ -108,29 +105,35 @@ class Job:
         self.log.seek(0)
         text = self.log.read()
         self.log.close()
-        for line in text.splitlines():
-            m = SUMMARY_RE.match(line)
-            if m:
-                self.summary = m.group(1)
-        if self.summary:
-            for n, what in re.findall(r"(\d+) (passed|failed|errors?|"
-                                      r"skipped|deselected)", self.summary):
-                what = "error" if what.startswith("error") else what
-                self.counts[what] = self.counts.get(what, 0) + int(n)
+        self.result = summary.parse(text)
         return text
 
     @property
+    def summary(self):
+        """pytest's closing line (without the time), or None."""
+        return self.result.line if self.result else None
+
+    @property
     def passed(self):
-        return self.counts.get("passed", 0)
+        return self.result.passed if self.result else 0
+
+    @property
+    def skipped(self):
+        return self.result.skipped if self.result else 0
 
     @property
     def failed(self):
-        n = self.counts.get("failed", 0) + self.counts.get("error", 0)
-        # died, timed out or printed no summary: that is a failure too
-        if self.summary is None or (self.proc.returncode not in (0, 5)
-                                    and n == 0):
-            n += 1
-        return n
+        return failures(self.result, self.proc.returncode)
+
+
+def failures(result, returncode):
+    """Failures a job counts for: those its summary `result` names, or
+    one if it printed none or exited non-zero (5: no tests collected is
+    fine) without naming one -- it died or timed out."""
+    n = result.failed if result else 0
+    if result is None or (returncode not in (0, 5) and n == 0):
+        n += 1
+    return n
 
 
 def main():
@@ -220,7 +223,7 @@ def main():
             "" if job.failed == 0 else "  <- FAILED"))
     passed = sum(j.passed for j in jobs)
     failed = sum(j.failed for j in jobs)
-    skipped = sum(j.counts.get("skipped", 0) for j in jobs)
+    skipped = sum(j.skipped for j in jobs)
     if skipped:
         print("run.py: %d skipped (see the jobs' short summaries)" % skipped)
     print("%d passed, %d failed" % (passed, failed))

@@ -15,16 +15,12 @@ deflate-on-oom=off, so MemTotal counts every ballooned page exactly).
    warning.
 """
 
-from pathlib import Path
+import pytest
 
-import autodeflate_scenarios as ads
-import scenarios
-from vmlib import MiB, OOM_PATTERNS, PAGE_SIZE, wait_until
+from harness.console import OOM_PATTERNS
+from harness.units import PAGE_SIZE, MiB, mib
 
-FRAG_C = Path(__file__).resolve().parent.parent / "bench" / "frag.c"
-
-VM_CONFIG = {"deflate_on_oom": False, "extra_helpers": [FRAG_C]}
-VM_LABEL = "batch"
+pytestmark = pytest.mark.vm_config("batch", deflate_on_oom=False)
 
 # The driver's upper limit of batch_pages (VB_BATCH_MAX in core.h).
 BATCH_MAX = 32768
@@ -34,7 +30,7 @@ ALLOC_FAILURE = "page allocation failure"
 
 def _consistent(vm, dev, total0_kb, base, pages):
     """The driver, QEMU and MemTotal all say the balloon holds `pages`."""
-    st = ads.status(vm, dev)
+    st = vm.vballoon_status(dev)
     actual = vm.query_balloon()
     total_kb = vm.meminfo()["MemTotal"]
     inflated = st["inflated_pages"] - base["inflated_pages"]
@@ -51,9 +47,9 @@ def _consistent(vm, dev, total0_kb, base, pages):
     return st
 
 
-def large_batches_exactly_once(vm):
-    dev = scenarios.load(vm, "vballoon", "batch_pages=%d" % BATCH_MAX)
-    base = ads.status(vm, dev)
+def test_large_batches_every_page_once(vm):
+    dev = vm.load("vballoon", "batch_pages=%d" % BATCH_MAX)
+    base = vm.vballoon_status(dev)
     assert base["batch_pages"] == BATCH_MAX, base
     mi = vm.meminfo()
     total0_kb, free0 = mi["MemTotal"], mi["FreeTotal"] * 1024
@@ -64,7 +60,7 @@ def large_batches_exactly_once(vm):
             384 * MiB + 77 * PAGE_SIZE, 0]
     for size in walk:
         vm.set_balloon_size(size)
-        scenarios.wait_balloon(vm, size)
+        vm.wait_balloon(size)
         st = _consistent(vm, dev, total0_kb, base, size // PAGE_SIZE)
     requests = st["requests"] - base["requests"]
     moved = (st["inflated_pages"] - base["inflated_pages"] +
@@ -76,13 +72,16 @@ def large_batches_exactly_once(vm):
     print("BATCH-RESULT pages moved %d in %d requests (%.0f per request), "
           "%d blocks" % (moved, requests, moved / requests,
                          st["inflated_blocks"] - base["inflated_blocks"]))
-    scenarios.wait_meminfo(vm, "FreeTotal", free0,
+    vm.wait_meminfo("FreeTotal", free0,
                            "free memory back after the walk")
 
 
-def fragmented_guest_falls_back(vm):
-    dev = scenarios.load(vm, "vballoon")
-    base = ads.status(vm, dev)
+# the allocation fallback is plain page-allocator use; under KASAN the
+# fragmenter alone takes minutes
+@pytest.mark.skip_debug("the Debian kernels")
+def test_fragmented_guest_falls_back_to_small_pages(vm):
+    dev = vm.load("vballoon")
+    base = vm.vballoon_status(dev)
     assert base["huge_blocks"] == 1, base
     mi = vm.meminfo()
     total0_kb, free_mib = mi["MemTotal"], mi["MemFree"] * 1024 // MiB
@@ -101,21 +100,21 @@ def fragmented_guest_falls_back(vm):
     vm.check("(sh -c 'echo 1000 > /proc/self/oom_score_adj && exec frag %d 2'"
              " > /tmp/frag.log 2>&1; echo $? > /tmp/frag.rc) </dev/null "
              ">/dev/null 2>&1 &" % frag_mib)
-    wait_until(lambda: vm.run("grep -q ready /tmp/frag.log || "
-                              "test -e /tmp/frag.rc")[0] == 0, 900, 0.5,
-               "frag to finish fragmenting",
-               lambda: vm.run("cat /tmp/frag.log")[1])
+    vm.wait_until(lambda: vm.run("grep -q ready /tmp/frag.log || "
+                                 "test -e /tmp/frag.rc")[0] == 0, 900, 0.5,
+                  "frag to finish fragmenting",
+                  lambda: vm.run("cat /tmp/frag.log")[1])
     log = vm.run("cat /tmp/frag.log")[1]
     assert "ready" in log, "frag failed: %s" % log
     free_after = vm.meminfo()["FreeTotal"] * 1024
     assert free_after >= (free_mib - frag_mib // 2 - 100) * MiB, \
         "frag gave back too little: %s free after it (%s)" % (
-            scenarios.mib(free_after), log.strip())
+            mib(free_after), log.strip())
     # More than the free memory left in blocks: at least frag_mib / 4 of
     # it has to come from the scattered pages.
     size = (300 + frag_mib // 4) * MiB
     vm.set_balloon_size(size)
-    scenarios.wait_balloon(vm, size)
+    vm.wait_balloon(size)
     st = _consistent(vm, dev, total0_kb, base, size // PAGE_SIZE)
     inflated = st["inflated_pages"] - base["inflated_pages"]
     blocks = st["inflated_blocks"] - base["inflated_blocks"]
@@ -137,26 +136,12 @@ def fragmented_guest_falls_back(vm):
            if ALLOC_FAILURE in ln or any(p in ln for p in OOM_PATTERNS)]
     assert not bad, "while inflating a fragmented guest:\n" + "\n".join(bad)
     vm.check("kill $(pidof frag)")
-    wait_until(lambda: vm.run("test -e /tmp/frag.rc")[0] == 0, 120, 0.5,
-               "frag to exit")
+    vm.wait_until(lambda: vm.run("test -e /tmp/frag.rc")[0] == 0, 120, 0.5,
+                  "frag to exit")
     vm.set_balloon_size(0)
-    scenarios.wait_balloon(vm, 0)
+    vm.wait_balloon(0)
     _consistent(vm, dev, total0_kb, base, 0)
     if proactive.isdigit():
         vm.check("echo %s > /proc/sys/vm/compaction_proactiveness" %
                  proactive)
 
-
-def test_large_batches_every_page_once(vm):
-    large_batches_exactly_once(vm)
-
-
-def test_fragmented_guest_falls_back_to_small_pages(vm):
-    # the allocation fallback is plain page-allocator use; under KASAN the
-    # fragmenter alone takes minutes
-    scenarios.skip_on_debug_kernel(vm, "the Debian kernels")
-    fragmented_guest_falls_back(vm)
-
-
-def test_console_clean_at_end_of_boot(vm_slot):
-    scenarios.console_clean(vm_slot)

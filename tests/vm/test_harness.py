@@ -1,68 +1,348 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Fast self-tests of the harness (no VM is booted)."""
 
+import os
 import shutil
+import struct
 import subprocess
+import sys
+import time
+import types
 
 import pytest
 
-import vmlib
+import conftest
+import run
+import test_oom_off
+import test_oom_on
+from harness import summary
+from harness.console import (EXPECT_BEGIN, EXPECT_END, OOM_PATTERNS,
+                             bad_reports, find_bad_lines, parse_kmemleak)
+from harness.cpio import Cpio
+from harness.errors import HarnessError, WaitTimeout
+from harness.kernels import (DebugKernel, Kernel, find_kernel, version_key)
+from harness.modules import ModuleIndex, modinfo_field, modname
+from harness.vm import VM, BuiltinVM, make_vm, param_equal, parse_status
+from harness.wait import wait_until
+
+# -- kernels and modules -----------------------------------------------------
 
 
 def test_version_sort_picks_newest():
     rels = ["6.1.0-9-amd64", "6.1.0-56-amd64", "6.1.0-10-amd64"]
-    assert max(rels, key=vmlib._version_key) == "6.1.0-56-amd64"
+    assert max(rels, key=version_key) == "6.1.0-56-amd64"
     rels = ["6.12.9+deb12-amd64", "6.12.117+deb12-amd64",
             "6.12.38+deb12-amd64"]
-    assert max(rels, key=vmlib._version_key) == "6.12.117+deb12-amd64"
+    assert max(rels, key=version_key) == "6.12.117+deb12-amd64"
 
 
 def test_kernel_series():
-    k = vmlib.Kernel("6.12.117+deb12-amd64", None, None)
+    k = Kernel("6.12.117+deb12-amd64", None, None)
     assert k.series == "6.12"
-    assert vmlib.Kernel("6.1.0-56-amd64", None, None).series == "6.1"
+    assert Kernel("6.1.0-56-amd64", None, None).series == "6.1"
 
 
 def test_modname():
-    assert vmlib._modname("kernel/drivers/virtio/virtio_pci.ko") == \
-        "virtio_pci"
-    assert vmlib._modname("a/virtio-rng.ko.xz") == "virtio_rng"
+    assert modname("kernel/drivers/virtio/virtio_pci.ko") == "virtio_pci"
+    assert modname("a/virtio-rng.ko.xz") == "virtio_rng"
 
 
 def test_modinfo_field():
     data = b"\x00\x7fELF...license=GPL\x00depends=virtio,virtio_ring\x00" \
         b"vermagic=6.1.0-56-amd64 SMP mod_unload\x00"
-    assert vmlib.modinfo_field(data, "depends") == "virtio,virtio_ring"
-    assert vmlib.modinfo_field(data, "vermagic").startswith("6.1.0-56-amd64")
-    assert vmlib.modinfo_field(data, "alias") is None
+    assert modinfo_field(data, "depends") == "virtio,virtio_ring"
+    assert modinfo_field(data, "vermagic").startswith("6.1.0-56-amd64")
+    assert modinfo_field(data, "alias") is None
 
+
+def _moddir(tmp_path, dep, builtin=""):
+    d = tmp_path / "lib-modules"
+    d.mkdir()
+    (d / "modules.dep").write_text(dep)
+    (d / "modules.builtin").write_text(builtin)
+    return d
+
+
+def test_module_closure_puts_dependencies_first(tmp_path):
+    moddir = _moddir(tmp_path, (
+        "kernel/virtio_balloon.ko.xz: kernel/virtio_ring.ko.xz "
+        "kernel/virtio.ko.xz\n"
+        "kernel/virtio_ring.ko.xz: kernel/virtio.ko.xz\n"
+        "kernel/virtio.ko.xz:\n"), "kernel/drivers/virtio/virtio_pci.ko\n")
+    idx = ModuleIndex(Kernel("6.1.0-1-amd64", None, moddir))
+    assert idx.closure("virtio_balloon") == ["virtio", "virtio_ring",
+                                             "virtio_balloon"]
+    assert idx.has("virtio_pci") and not idx.has("virtio_blk")
+    assert idx.closure("virtio_pci") == []        # built in
+    # vballoon.ko's own dependencies come from its .modinfo
+    assert idx.closure("vballoon", extra_deps=["virtio_ring"]) == \
+        ["virtio", "virtio_ring", "vballoon"]
+    with pytest.raises(HarnessError, match="virtio_blk"):
+        idx.closure("virtio_blk")
+
+
+def test_installed_kernels_are_discoverable():
+    for series in ("6.1", "6.12"):
+        k = find_kernel(series)
+        assert k.vmlinuz.exists() and (k.moddir / "modules.dep").exists()
+        assert not k.builtin_vballoon
+
+
+def test_vballoon_ko_follows_build_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VBALLOON_BUILD_DIR", str(tmp_path))
+    k = Kernel("6.1.0-56-amd64", None, None)
+    assert k.vballoon_ko() == tmp_path / "6.1.0-56-amd64" / "vballoon.ko"
+    assert "MISSING" in k.describe()
+
+
+def test_debug_kernel_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("VBALLOON_DEBUG_KERNEL_DIR", str(tmp_path))
+    with pytest.raises(HarnessError, match="make intree"):
+        find_kernel("debug")
+    assert DebugKernel("6.12.1-x", None, None).series == "debug"
+
+
+def _publish_debug_kernel(tmp_path, builtin):
+    moddir = _moddir(tmp_path, "kernel/virtio_balloon.ko:\n", builtin)
+    bz = tmp_path / "bzImage"
+    bz.write_bytes(b"kernel")
+    pub = tmp_path / "pub"
+    pub.mkdir()
+    (pub / "current").write_text("RELEASE=6.12.1-vbdebug\nBZIMAGE=%s\n"
+                                 "MODDIR=%s\n" % (bz, moddir))
+    return pub
+
+
+def test_debug_kernel_variant(tmp_path, monkeypatch):
+    pub = _publish_debug_kernel(tmp_path, "kernel/drivers/virtio/"
+                                "vballoon/vballoon.ko\n")
+    monkeypatch.setenv("VBALLOON_DEBUG_KERNEL_DIR", str(pub))
+    monkeypatch.setenv("VBALLOON_DEBUG_SLOWDOWN", "3")
+    monkeypatch.delenv("VBALLOON_DEBUG_CMDLINE", raising=False)
+    k = find_kernel("debug")
+    assert isinstance(k, DebugKernel) and k.builtin_vballoon
+    assert (k.series, k.release, k.slowdown) == ("debug", "6.12.1-vbdebug", 3)
+    assert k.cmdline == "pci=noacpi" and k.vballoon_ko() is None
+
+
+def test_debug_kernel_without_builtin_vballoon(tmp_path, monkeypatch):
+    pub = _publish_debug_kernel(tmp_path, "kernel/drivers/virtio/"
+                                "virtio_pci.ko\n")
+    monkeypatch.setenv("VBALLOON_DEBUG_KERNEL_DIR", str(pub))
+    with pytest.raises(HarnessError, match="does not have vballoon built in"):
+        find_kernel("debug")
+
+
+def _unstarted_vm(kernel, tmp_path, monkeypatch, **kw):
+    monkeypatch.setenv("VBALLOON_VM_LOGDIR", str(tmp_path / "logs"))
+    vm = make_vm(kernel, **kw)
+    vm.initramfs = tmp_path / "initrd"
+    return vm
+
+
+def test_make_vm_picks_the_variant(tmp_path, monkeypatch):
+    deb = _unstarted_vm(Kernel("6.1.0-56-amd64", tmp_path / "vmlinuz",
+                               tmp_path), tmp_path, monkeypatch,
+                        deflate_on_oom=False)
+    dbg = _unstarted_vm(DebugKernel("6.12.1-vbdebug", tmp_path / "bz",
+                                    tmp_path, slowdown=4), tmp_path,
+                        monkeypatch, append="quiet")
+    try:
+        assert type(deb) is VM and type(dbg) is BuiltinVM
+        assert (deb.slowdown, dbg.slowdown) == (1, 4)
+        cmd = deb.command_line()
+        append = cmd[cmd.index("-append") + 1]
+        assert append == "console=ttyS0 panic=-1"
+        assert "deflate-on-oom=off" in cmd[cmd.index("-device") + 1]
+        cmd = dbg.command_line()
+        assert cmd[cmd.index("-append") + 1] == \
+            "console=ttyS0 panic=-1 pci=noacpi quiet"
+        assert "deflate-on-oom=on" in cmd[cmd.index("-device") + 1]
+    finally:
+        deb.kill()
+        dbg.kill()
+
+
+def test_vm_wait_until_scales_by_the_kernels_slowdown():
+    fast = types.SimpleNamespace(slowdown=0.01)
+    t0 = time.monotonic()
+    with pytest.raises(WaitTimeout):
+        VM.wait_until(fast, lambda: False, 10, 0.01)
+    assert time.monotonic() - t0 < 5
+    slow = types.SimpleNamespace(slowdown=100)
+    with pytest.raises(WaitTimeout, match="after [1-9]"):
+        VM.wait_until(slow, lambda: False, 0.02, 0.05)
+
+
+def test_param_equal():
+    assert param_equal("oom", "oom") and param_equal("1", "Y")
+    assert param_equal("off", "N") and not param_equal("on", "N")
+    assert not param_equal("5", None) and not param_equal("5", "6")
+
+
+def test_parse_status():
+    st = parse_status("balloon_pages 512\nautodeflate pressure\n"
+                      "delta -3\n\n  requests 7\n")
+    assert st == {"balloon_pages": 512, "autodeflate": "pressure",
+                  "delta": -3, "requests": 7}
+
+
+# -- waits -------------------------------------------------------------------
+
+def test_wait_until_returns_value_and_explains_timeout():
+    seq = iter([0, 0, 7])
+    assert wait_until(lambda: next(seq), 5, 0.01) == 7
+    with pytest.raises(WaitTimeout) as ei:
+        wait_until(lambda: False, 0.2, 0.05, "the moon",
+                   lambda: "state: cheese")
+    msg = str(ei.value)
+    assert "the moon" in msg and "state: cheese" in msg
+
+
+def test_wait_until_does_not_retry_harness_errors():
+    calls = []
+
+    def pred():
+        calls.append(1)
+        raise HarnessError("QEMU exited")
+    with pytest.raises(HarnessError):
+        wait_until(pred, 5, 0.01)
+    assert len(calls) == 1
+
+
+# -- console -----------------------------------------------------------------
 
 def test_bad_console_lines_found():
     text = ("[ 1.0] ok\n[ 2.0] WARNING: CPU: 1 PID: 5 at foo.c:1\n"
             "[ 2.1] Call Trace:\n[ 3.0] BUG: kernel NULL pointer\n"
             "[ 4.0] virtio_balloon virtio0: fine\n")
-    bad = vmlib.find_bad_lines(text)
+    bad = find_bad_lines(text)
     assert len(bad) == 3
-    assert not vmlib.find_bad_lines("[ 1.0] module verification failed: "
-                                    "signature and/or required key missing "
-                                    "- tainting kernel\n")
-    assert vmlib.find_bad_lines("Out of memory: Killed process 12",
-                                vmlib.OOM_PATTERNS)
+    assert not find_bad_lines("[ 1.0] module verification failed: "
+                              "signature and/or required key missing "
+                              "- tainting kernel\n")
+    assert find_bad_lines("Out of memory: Killed process 12", OOM_PATTERNS)
 
 
-def test_wait_until_returns_value_and_explains_timeout():
-    seq = iter([0, 0, 7])
-    assert vmlib.wait_until(lambda: next(seq), 5, 0.01) == 7
-    with pytest.raises(vmlib.WaitTimeout) as ei:
-        vmlib.wait_until(lambda: False, 0.2, 0.05, "the moon",
-                         lambda: "state: cheese")
-    msg = str(ei.value)
-    assert "the moon" in msg and "state: cheese" in msg
+def test_expected_splat_window_is_skipped_and_closes():
+    text = "\n".join([
+        "[ 1.0] " + EXPECT_BEGIN,
+        "[ 1.1] memhog invoked oom-killer: gfp_mask=0x140dca",
+        "[ 1.2] Call Trace:",
+        "[ 1.3] " + EXPECT_END,
+        "[ 2.0] WARNING: CPU: 0 PID: 1 at vballoon/core.c:10",
+        "[ 2.1] Out of memory: Killed process 9 (memhog)",
+    ])
+    bad = find_bad_lines(text)
+    assert bad == ["[ 2.0] WARNING: CPU: 0 PID: 1 at vballoon/core.c:10"]
+    assert find_bad_lines(text, OOM_PATTERNS) == \
+        ["[ 2.1] Out of memory: Killed process 9 (memhog)"]
+    # the OOM tests look inside the window on purpose
+    assert len(find_bad_lines(text, OOM_PATTERNS, skip_expected=False)) == 2
+
+
+def test_unclosed_expected_window_hides_the_rest():
+    text = "[ 1.0] %s\n[ 2.0] BUG: unable to handle\n" % EXPECT_BEGIN
+    assert find_bad_lines(text) == []
+    assert find_bad_lines(text, skip_expected=False) == \
+        ["[ 2.0] BUG: unable to handle"]
+
+
+def test_kmemleak_suspects_are_bad_lines():
+    line = "[ 9.0] kmemleak: 2 new suspected memory leaks (see " \
+        "/sys/kernel/debug/kmemleak)"
+    assert find_bad_lines(line) == [line]
+    assert find_bad_lines(line, OOM_PATTERNS) == []
+
+
+def test_bad_reports_show_context():
+    text = "\n".join([
+        "[ 1.0] ok",
+        "[ 2.0] ==================================================================",
+        "[ 2.0] BUG: KASAN: slab-use-after-free in vb_inflate+0x10/0x20",
+        "[ 2.0] Read of size 8 at addr ffff888",
+        "[ 2.0] Call Trace:",
+        "[ 2.0]  vb_inflate+0x10/0x20",
+        "[ 2.0] ==================================================================",
+        "[ 3.0] later line",
+        "[ 4.0] WARNING: possible circular locking dependency detected",
+    ])
+    bad = find_bad_lines(text)
+    assert any("KASAN" in ln for ln in bad)
+    rep = bad_reports(text)
+    assert "Read of size 8" in rep and "vb_inflate+0x10" in rep
+    first, second = rep.split("----- kernel report 2")
+    assert "later line" not in first      # the report ends at its "===="
+    assert "circular locking" in second
+    for p in ("sleeping function called from invalid context",
+              "inconsistent lock state", "suspicious RCU usage",
+              "possible recursive locking", "WARNING: lock held"):
+        assert find_bad_lines("[ 1.0] " + p), p
+    assert bad_reports("all fine\n") == ""
+
+
+def test_parse_kmemleak():
+    text = """unreferenced object 0xffff8880 (size 64):
+  comm "sh", pid 1, jiffies 4294
+  backtrace (crc 0):
+    kmemleak_alloc+0x4a/0x80
+    vb_stats_init+0x22/0x40
+unreferenced object 0xffff8881 (size 32):
+  comm "swapper/0", pid 1, jiffies 4294
+  backtrace (crc 0):
+    acpi_ut_allocate+0x1/0x2
+"""
+    ours, others = parse_kmemleak(text)
+    assert len(ours) == 1 and "vb_stats_init" in ours[0]
+    assert len(others) == 1 and "acpi_ut_allocate" in others[0]
+    assert parse_kmemleak("") == ([], [])
+
+
+# -- cpio --------------------------------------------------------------------
+
+def _read_newc(data):
+    """(name, mode, body) of each entry of a newc archive."""
+    out, off = [], 0
+    while True:
+        assert data[off:off + 6] == b"070701", off
+        f = [int(data[off + 6 + 8 * i:off + 14 + 8 * i], 16)
+             for i in range(13)]
+        mode, size, namesize = f[1], f[6], f[11]
+        off += 110
+        name = data[off:off + namesize - 1].decode()
+        off += namesize
+        off += -off % 4
+        body = data[off:off + size]
+        off += size
+        off += -off % 4
+        if name == "TRAILER!!!":
+            return out, off
+        out.append((name, mode, body))
+
+
+def test_cpio_writer_format():
+    c = Cpio()
+    c.dir("etc")
+    c.file("etc/hello", b"hello", 0o600)
+    c.symlink("bin/sh", "busybox")
+    c.chardev("dev/null", 1, 3)
+    data = c.finish()
+    assert len(data) % 512 == 0
+    entries, end = _read_newc(data)
+    assert [(n, oct(m)) for n, m, _ in entries] == [
+        ("etc", "0o40755"), ("etc/hello", "0o100600"),
+        ("bin/sh", "0o120777"), ("dev/null", "0o20600")]
+    assert entries[1][2] == b"hello" and entries[2][2] == b"busybox"
+    assert data[end:] == b"\0" * (len(data) - end)
+    # device numbers: rdevmajor / rdevminor of the last entry
+    hdr = data.rindex(b"070701", 0, data.index(b"dev/null"))
+    assert struct.unpack("8s8s", data[hdr + 78:hdr + 94]) == \
+        (b"00000001", b"00000003")
 
 
 @pytest.mark.skipif(not shutil.which("cpio"), reason="cpio not installed")
 def test_cpio_writer_is_readable(tmp_path):
-    c = vmlib.Cpio()
+    c = Cpio()
     c.dir("etc")
     c.file("etc/hello", b"hello world\n", 0o600)
     c.symlink("link", "etc/hello")
@@ -81,69 +361,84 @@ def test_cpio_writer_is_readable(tmp_path):
     assert (dest / "etc/hello").read_bytes() == b"hello world\n"
 
 
-def test_installed_kernels_are_discoverable():
-    for series in ("6.1", "6.12"):
-        k = vmlib.find_kernel(series)
-        assert k.vmlinuz.exists() and (k.moddir / "modules.dep").exists()
+# -- summary lines -----------------------------------------------------------
+
+def test_summary_plain_line():
+    s = summary.parse_line("12 passed, 1 failed")
+    assert (s.passed, s.failed, s.skipped) == (12, 1, 0)
+    s = summary.parse_line("VM: 3 passed, 0 failed, 2 skipped")
+    assert (s.passed, s.failed, s.skipped) == (3, 0, 2)
+    assert summary.parse_line("12 passed, 1 failed, soon") is None
 
 
-def test_bad_reports_show_context():
-    text = "\n".join([
-        "[ 1.0] ok",
-        "[ 2.0] ==================================================================",
-        "[ 2.0] BUG: KASAN: slab-use-after-free in vb_inflate+0x10/0x20",
-        "[ 2.0] Read of size 8 at addr ffff888",
-        "[ 2.0] Call Trace:",
-        "[ 2.0]  vb_inflate+0x10/0x20",
-        "[ 2.0] ==================================================================",
-        "[ 3.0] later line",
-        "[ 4.0] WARNING: possible circular locking dependency detected",
-    ])
-    bad = vmlib.find_bad_lines(text)
-    assert any("KASAN" in l for l in bad)
-    rep = vmlib.bad_reports(text)
-    assert "Read of size 8" in rep and "vb_inflate+0x10" in rep
-    first, second = rep.split("----- kernel report 2")
-    assert "later line" not in first      # the report ends at its "===="
-    assert "circular locking" in second
-    for p in ("sleeping function called from invalid context",
-              "inconsistent lock state", "suspicious RCU usage",
-              "possible recursive locking", "WARNING: lock held"):
-        assert vmlib.find_bad_lines("[ 1.0] " + p), p
-    assert vmlib.bad_reports("all fine\n") == ""
+def test_summary_pytest_line_counts_errors_as_failures():
+    s = summary.parse_line("===== 2 failed, 50 passed, 3 skipped, 1 error "
+                           "in 600.12s (0:10:00) =====")
+    assert (s.passed, s.failed, s.skipped) == (50, 3, 3)
+    assert s.line == "2 failed, 50 passed, 3 skipped, 1 error"
+    s = summary.parse_line("=== no tests ran in 0.01s ===")
+    assert (s.passed, s.failed) == (0, 0)
 
 
-def test_parse_kmemleak():
-    text = """unreferenced object 0xffff8880 (size 64):
-  comm "sh", pid 1, jiffies 4294
-  backtrace (crc 0):
-    kmemleak_alloc+0x4a/0x80
-    vb_stats_init+0x22/0x40
-unreferenced object 0xffff8881 (size 32):
-  comm "swapper/0", pid 1, jiffies 4294
-  backtrace (crc 0):
-    acpi_ut_allocate+0x1/0x2
-"""
-    ours, others = vmlib.parse_kmemleak(text)
-    assert len(ours) == 1 and "vb_stats_init" in ours[0]
-    assert len(others) == 1 and "acpi_ut_allocate" in others[0]
-    assert vmlib.parse_kmemleak("") == ([], [])
+def test_summary_kunit_line():
+    s = summary.parse_line("[12:00:01] Testing complete. Ran 44 tests: "
+                           "passed: 43, failed: 1")
+    assert (s.passed, s.failed) == (43, 1)
+    assert summary.parse_line("Ran 5 tests: passed: 5").passed == 5
 
 
-def test_debug_kernel_missing(tmp_path, monkeypatch):
-    monkeypatch.setenv("VBALLOON_DEBUG_KERNEL_DIR", str(tmp_path))
-    with pytest.raises(vmlib.HarnessError, match="make intree"):
-        vmlib.find_kernel("debug")
-    assert vmlib.Kernel("6.12.1-x", None, None, label="debug").series \
-        == "debug"
+def test_summary_last_line_wins_and_none():
+    text = "3 passed, 1 failed\nnoise\n=== 7 passed in 1.00s ===\nbye\n"
+    s = summary.parse(text)
+    assert (s.passed, s.failed) == (7, 0)
+    assert summary.parse("no summary here\n") is None
+    assert summary.parse("") is None
 
 
-def test_timeout_scale():
-    old = vmlib.set_timeout_scale(0.01)
-    try:
-        t0 = vmlib.time.monotonic()
-        with pytest.raises(vmlib.WaitTimeout):
-            vmlib.wait_until(lambda: False, 10, 0.01)
-        assert vmlib.time.monotonic() - t0 < 5
-    finally:
-        vmlib.set_timeout_scale(old)
+# -- run.py job accounting ---------------------------------------------------
+
+def test_run_job_failures():
+    ok = summary.Summary(passed=5)
+    bad = summary.Summary(passed=5, failed=2)
+    assert run.failures(ok, 0) == 0
+    assert run.failures(bad, 1) == 2
+    assert run.failures(None, 0) == 1       # printed no summary
+    assert run.failures(ok, -9) == 1        # killed after its summary
+    assert run.failures(summary.Summary(), 5) == 0   # no tests collected
+
+
+def test_run_job_reads_its_output():
+    job = run.Job("6.1", "oom_on", ["-x"], sys.executable)
+    assert job.env["VBALLOON_KERNELS"] == "6.1" and "-x" in job.cmd
+    assert run.Job("debug", "batch", [], "py").env["VBALLOON_DRIVERS"] == \
+        os.environ.get("VBALLOON_DRIVERS", "vballoon")
+    job.cmd = [sys.executable, "-c", "print('x'); print('==== 1 failed, "
+               "4 passed, 2 skipped in 3.00s ===='); raise SystemExit(1)"]
+    job.launch()
+    job.proc.wait(60)
+    text = job.finish()
+    assert "x\n" in text
+    assert (job.passed, job.failed, job.skipped) == (4, 1, 2)
+    assert job.summary == "1 failed, 4 passed, 2 skipped"
+
+
+# -- test modules ------------------------------------------------------------
+
+def test_repeated_tests_are_recognised():
+    assert conftest.is_repeat(test_oom_off.test_inflate_half_and_back,
+                              test_oom_off)
+    assert not conftest.is_repeat(test_oom_off.test_memtotal_follows_balloon,
+                                  test_oom_off)
+    assert not conftest.is_repeat(test_oom_on.test_inflate_half_and_back,
+                                  test_oom_on)
+
+
+def test_vm_modules_say_how_their_device_looks():
+    import test_autodeflate
+    import test_batch
+    for mod in (test_oom_on, test_oom_off, test_batch, test_autodeflate):
+        marks = mod.pytestmark if isinstance(mod.pytestmark, list) else \
+            [mod.pytestmark]
+        cfg = [m for m in marks if m.name == "vm_config"]
+        assert len(cfg) == 1 and isinstance(cfg[0].args[0], str), mod
+        assert "deflate_on_oom" in cfg[0].kwargs, mod

@@ -1,0 +1,391 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""One QEMU/TCG guest: the process, its QMP socket, the console log and
+the command agent on ttyS1 (see virtme-ng's qemu_helpers.py).
+
+ttyS0 (console) goes to console.log in a per-VM log directory; ttyS1 and
+QMP are unix sockets on which the harness listens and QEMU connects as a
+client, so no byte is lost to a connect race.  QEMU gets
+PR_SET_PDEATHSIG, an atexit hook and the context manager, so that no QEMU
+outlives the tests.  Balloon-level operations are in harness/vm.py.
+"""
+
+import atexit
+import base64
+import ctypes
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from harness.errors import CommandFailed, HarnessError, QMPError, VMDied
+from harness.initramfs import build_initramfs
+from harness.units import MiB, cache_dir
+
+BALLOON_ID = "balloon0"
+BALLOON_PATH = "/machine/peripheral/" + BALLOON_ID
+
+_live_vms = set()
+_live_lock = threading.Lock()
+
+
+def _kill_all_vms():
+    with _live_lock:
+        vms = list(_live_vms)
+    for vm in vms:
+        vm.kill()
+
+
+atexit.register(_kill_all_vms)
+
+
+def _pdeathsig():
+    """In the QEMU child: die with SIGKILL when the test process dies."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _prune_logs(base, keep=60):
+    """Keep only the newest `keep` per-VM log directories."""
+    dirs = sorted((d for d in base.iterdir() if d.is_dir()),
+                  key=lambda d: d.stat().st_mtime)
+    for d in dirs[:-keep]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Machine:
+    """A QEMU/TCG guest booting `kernel` with the test initramfs and a
+    virtio-balloon-pci device; run(), check() and qmp() talk to it."""
+
+    _seq = itertools.count(1)
+
+    def __init__(self, kernel, mem_mib=2048, smp=2, deflate_on_oom=True,
+                 balloon_props=None, append="", name=None, log_dir=None,
+                 with_vballoon=True, qemu="qemu-system-x86_64",
+                 tcg_thread=None, extra_helpers=(), disk_mib=0):
+        self.kernel = kernel
+        self.mem_mib = mem_mib
+        self.ram_bytes = mem_mib * MiB
+        self.smp = smp
+        self.deflate_on_oom = deflate_on_oom
+        self.balloon_props = dict(balloon_props or {})
+        self.append = append
+        self.with_vballoon = with_vballoon
+        self.extra_helpers = tuple(extra_helpers)
+        # A sparse raw disk of this size on virtio-blk (/dev/vda once the
+        # test loads virtio_blk): reading it fills the guest's page cache.
+        self.disk_mib = disk_mib
+        self.qemu = qemu
+        # "single" (round-robin, one host thread) by default: with "multi"
+        # (MTTCG) Debian's kernels occasionally die with "Oops: int3" when
+        # the kernel patches its own code (static keys) while the other
+        # vCPU runs it -- a TCG cross-modifying-code race, not a driver bug.
+        self.tcg_thread = tcg_thread or os.environ.get(
+            "VBALLOON_TCG_THREAD", "single")
+        self.name = name or "vm-%s-oom%s" % (kernel.series,
+                                             "on" if deflate_on_oom else "off")
+        base = Path(log_dir or os.environ.get("VBALLOON_VM_LOGDIR")
+                    or cache_dir() / "logs")
+        base.mkdir(parents=True, exist_ok=True)
+        _prune_logs(base)
+        self.log_dir = base / ("%s-%s-%d-%d" % (
+            time.strftime("%Y%m%d-%H%M%S"), self.name, os.getpid(),
+            next(self._seq)))
+        self.log_dir.mkdir(parents=True)
+        self.console_path = self.log_dir / "console.log"
+        self.sockdir = Path(tempfile.mkdtemp(prefix="vbvm-"))
+        self.proc = None
+        self.qmp_sock = None
+        self.agent_sock = None
+        self._qmp_buf = b""
+        self._agent_buf = b""
+        self._ids = itertools.count(1)
+        self._lock = threading.RLock()
+        self.initramfs = None
+        self.info = None
+        self.boot_seconds = None
+        self.qmp_events = []
+        # every timeout of this guest is multiplied by it (debug kernel)
+        self.slowdown = float(kernel.slowdown)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def command_line(self):
+        props = {"id": BALLOON_ID,
+                 "deflate-on-oom": "on" if self.deflate_on_oom else "off"}
+        props.update(self.balloon_props)
+        dev = "virtio-balloon-pci," + ",".join(
+            "%s=%s" % kv for kv in props.items())
+        append = " ".join(a for a in ("console=ttyS0 panic=-1",
+                                      self.kernel.cmdline, self.append) if a)
+        return [
+            self.qemu, "-accel", "tcg,thread=%s" % self.tcg_thread,
+            "-cpu", "max", "-m", str(self.mem_mib), "-smp", str(self.smp),
+            "-nodefaults", "-nographic", "-no-reboot", "-monitor", "none",
+            "-kernel", str(self.kernel.vmlinuz),
+            "-initrd", str(self.initramfs),
+            "-append", append,
+            "-device", dev,
+            "-chardev", "file,id=con,path=%s" % self.console_path,
+            "-serial", "chardev:con",
+            "-chardev", "socket,id=agent,path=%s" % (self.sockdir / "agent"),
+            "-serial", "chardev:agent",
+            "-chardev", "socket,id=qmp,path=%s" % (self.sockdir / "qmp"),
+            "-mon", "chardev=qmp,mode=control",
+        ] + self._disk_args()
+
+    def _disk_args(self):
+        if not self.disk_mib:
+            return []
+        img = self.sockdir / "disk.raw"
+        if not img.exists():
+            with open(img, "wb") as fh:
+                fh.truncate(self.disk_mib * MiB)
+        return ["-drive", "file=%s,if=none,id=disk0,format=raw,cache=unsafe"
+                % img, "-device", "virtio-blk-pci,drive=disk0"]
+
+    def start(self, boot_timeout=600):
+        """Build the initramfs, launch QEMU, wait for the agent; then
+        after_boot()."""
+        self.initramfs, self.info = build_initramfs(
+            self.kernel, with_vballoon=self.with_vballoon,
+            extra_helpers=self.extra_helpers)
+        listeners = {}
+        for n in ("agent", "qmp"):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(str(self.sockdir / n))
+            s.listen(1)
+            s.settimeout(1)
+            listeners[n] = s
+        cmd = self.command_line()
+        (self.log_dir / "cmdline").write_text(" ".join(cmd) + "\n")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL,
+            stdout=open(self.log_dir / "qemu.log", "wb"),
+            stderr=subprocess.STDOUT, preexec_fn=_pdeathsig,
+            start_new_session=True)
+        with _live_lock:
+            _live_vms.add(self)
+        try:
+            conns = {}
+            for n, s in listeners.items():
+                while n not in conns:
+                    try:
+                        conns[n], _ = s.accept()
+                    except socket.timeout:
+                        self._check_alive("connecting to QEMU " + n)
+                        if time.monotonic() - t0 > 60:
+                            raise VMDied("QEMU did not connect its %s socket"
+                                         % n)
+                s.close()
+            self.agent_sock = conns["agent"]
+            self.qmp_sock = conns["qmp"]
+            self.qmp_sock.settimeout(60)
+            greeting = self._qmp_read()
+            if "QMP" not in greeting:
+                raise HarnessError("unexpected QMP greeting %r" % greeting)
+            self.qmp("qmp_capabilities")
+            self._agent_wait(b"@@VBAGENT-READY@@",
+                             boot_timeout * self.slowdown, "boot")
+            self.boot_seconds = time.monotonic() - t0
+            # the first round trip proves the channel works both ways
+            rc, out = self.run("echo ping", timeout=60)
+            if rc != 0 or out.strip() != "ping":
+                raise HarnessError("agent handshake failed: %r %r" % (rc, out))
+            self.after_boot()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def after_boot(self):
+        """Hook for variants: runs once the agent answers."""
+
+    def __enter__(self):
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _check_alive(self, doing):
+        if self.proc is None:
+            raise VMDied("VM not started")
+        if self.proc.poll() is not None:
+            raise VMDied("QEMU exited (rc %s) while %s; console tail:\n%s%s"
+                         % (self.proc.returncode, doing, self.console_tail(),
+                            self._qemu_log_text()))
+
+    def _qemu_log_text(self):
+        try:
+            t = (self.log_dir / "qemu.log").read_text(errors="replace").strip()
+            return "\nqemu output:\n" + t if t else ""
+        except OSError:
+            return ""
+
+    def shutdown(self, timeout=30):
+        """Quit QEMU (via QMP, SIGKILL as fallback) and clean up."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.qmp_sock.settimeout(5)
+                self._qmp_send({"execute": "quit"})
+            except Exception:
+                pass
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                pass
+        for s in (self.qmp_sock, self.agent_sock):
+            if s is not None:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+        with _live_lock:
+            _live_vms.discard(self)
+
+    # -- console -----------------------------------------------------------
+
+    def console(self):
+        """Everything the guest printed on ttyS0 so far."""
+        try:
+            return self.console_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def console_tail(self, lines=40):
+        return "\n".join(self.console().splitlines()[-lines:])
+
+    # -- command agent -----------------------------------------------------
+
+    def _agent_recv(self, deadline, doing):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout()
+        self.agent_sock.settimeout(min(remaining, 2.0))
+        try:
+            chunk = self.agent_sock.recv(65536)
+        except socket.timeout:
+            self._check_alive(doing)
+            return
+        if not chunk:
+            self._check_alive(doing)
+            raise VMDied("agent channel closed while %s" % doing)
+        self._agent_buf += chunk
+
+    def _agent_wait(self, marker, timeout, doing):
+        deadline = time.monotonic() + timeout
+        while marker not in self._agent_buf:
+            try:
+                self._agent_recv(deadline, doing)
+            except socket.timeout:
+                raise VMDied("no %r from the guest agent within %d s (%s); "
+                             "console tail:\n%s" % (marker, timeout, doing,
+                                                    self.console_tail()))
+        self._agent_buf = self._agent_buf.split(marker, 1)[1]
+
+    def run(self, cmd, timeout=120):
+        """Run a shell snippet in the guest; returns (rc, stdout+stderr).
+
+        The guest kills the command after `timeout` seconds times the
+        kernel's slowdown (rc 137); the host waits a little longer than
+        that for the answer.
+        """
+        with self._lock:
+            self._check_alive("running %r" % cmd)
+            timeout = timeout * self.slowdown
+            rid = "%d-%x" % (next(self._ids), int(time.time() * 1000))
+            req = "%s %d %s\n" % (rid, max(1, int(timeout)),
+                                  base64.b64encode(cmd.encode()).decode())
+            self.agent_sock.sendall(req.encode())
+            pat = re.compile(rb"@@VBAGENT-BEGIN " + rid.encode() +
+                             rb"@@\n(.*?)@@VBAGENT-END " + rid.encode() +
+                             rb" (-?\d+)@@\n", re.S)
+            deadline = time.monotonic() + timeout + 30
+            doing = "running %r" % cmd
+            while True:
+                m = pat.search(self._agent_buf)
+                if m:
+                    self._agent_buf = self._agent_buf[m.end():]
+                    out = base64.b64decode(b"".join(m.group(1).split()))
+                    return int(m.group(2)), out.decode(errors="replace")
+                try:
+                    self._agent_recv(deadline, doing)
+                except socket.timeout:
+                    raise VMDied("guest agent did not answer %r within %d s; "
+                                 "console tail:\n%s" %
+                                 (cmd, timeout + 30, self.console_tail()))
+
+    def check(self, cmd, timeout=120):
+        """Like run() but raises CommandFailed if rc != 0; returns output."""
+        rc, out = self.run(cmd, timeout)
+        if rc != 0:
+            raise CommandFailed("guest command %r failed with rc %d; "
+                                "output:\n%s" % (cmd, rc, out))
+        return out
+
+    # -- QMP ---------------------------------------------------------------
+
+    def _qmp_send(self, obj):
+        self.qmp_sock.sendall(json.dumps(obj).encode() + b"\n")
+
+    def _qmp_read(self):
+        while b"\n" not in self._qmp_buf:
+            try:
+                chunk = self.qmp_sock.recv(65536)
+            except socket.timeout:
+                self._check_alive("waiting for QMP")
+                raise VMDied("QMP did not answer")
+            if not chunk:
+                self._check_alive("reading QMP")
+                raise VMDied("QMP connection closed")
+            self._qmp_buf += chunk
+        line, self._qmp_buf = self._qmp_buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def qmp(self, execute, **args):
+        """Execute a QMP command and return its "return" value."""
+        with self._lock:
+            self._check_alive("sending QMP %s" % execute)
+            self.qmp_sock.settimeout(60)
+            msg = {"execute": execute}
+            if args:
+                msg["arguments"] = args
+            self._qmp_send(msg)
+            while True:
+                resp = self._qmp_read()
+                if "event" in resp:
+                    self.qmp_events.append(resp)
+                    continue
+                if "error" in resp:
+                    raise QMPError("QMP %s %r failed: %s" %
+                                   (execute, args, resp["error"]))
+                return resp.get("return")

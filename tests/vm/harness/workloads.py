@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Programs the tests run in the guest to put memory under pressure:
+memhog (guest/memhog.c) in the background, a loop reading the VM's
+virtio-blk disk into the page cache, and the OOM-killer bookkeeping
+around them."""
+
+from harness.console import (EXPECT_BEGIN, EXPECT_END, OOM_PATTERNS,
+                             find_bad_lines)
+from harness.units import MiB, mib
+
+
+def start_hog(vm, size_mib, options=""):
+    """Start `memhog [options] size_mib` in the background, killable by the
+    OOM killer (the agent itself is protected); returns once all its memory
+    is touched, or it ended."""
+    # only memhog itself is made the OOM killer's favourite; the subshell
+    # that records its exit code keeps the agent's protection
+    vm.check("rm -f /tmp/hog.*; (sh -c 'echo 1000 > /proc/self/oom_score_adj"
+             " && exec memhog %s -r /tmp/hog.ready -H 600 %d' >/tmp/hog.out"
+             " 2>&1; echo $? >/tmp/hog.rc) </dev/null >/dev/null 2>&1 &" % (
+                 options, size_mib))
+    vm.wait_until(lambda: vm.run("test -e /tmp/hog.ready || "
+                                 "test -e /tmp/hog.rc")[0] == 0,
+                  900, 1, "memhog %d to touch all its memory or end"
+                  % size_mib,
+                  lambda: "memhog output: %r, %s" % (
+                      vm.run("cat /tmp/hog.out")[1], vm.describe_balloon()))
+
+
+def finish_hog(vm):
+    """Release memhog; returns (rc, output)."""
+    vm.run("killall -USR1 memhog")
+    vm.wait_until(lambda: vm.run("test -e /tmp/hog.rc")[0] == 0, 120, 0.5,
+                  "memhog to exit")
+    return (int(vm.check("cat /tmp/hog.rc").strip()),
+            vm.check("cat /tmp/hog.out"))
+
+
+def oom_kill_hog(vm, size_mib):
+    """Run memhog expecting the OOM killer, inside expected-splat markers;
+    returns (rc, output, the console's OOM lines)."""
+    mark = len(vm.console())
+    vm.kmsg(EXPECT_BEGIN)
+    try:
+        start_hog(vm, size_mib)
+        rc, out = finish_hog(vm)
+    finally:
+        if vm.alive():
+            vm.kmsg(EXPECT_END)
+    return rc, out, find_bad_lines(vm.console()[mark:], OOM_PATTERNS,
+                                   skip_expected=False)
+
+
+def oom_lines(vm, mark):
+    """OOM-killer messages on the console since `mark` and in dmesg,
+    outside expected-splat markers."""
+    return (find_bad_lines(vm.console()[mark:], OOM_PATTERNS) +
+            find_bad_lines(vm.dmesg(), OOM_PATTERNS))
+
+
+def squeeze(vm, leave=100 * MiB):
+    """Inflate until only about `leave` bytes are free; returns actual."""
+    size = (vm.free_bytes() - leave) // MiB * MiB
+    vm.inflate(size)
+    vm.wait_meminfo("FreeTotal", leave, "about %s left free" % mib(leave))
+    return vm.query_balloon()
+
+
+def ensure_disk(vm):
+    """Load virtio_blk so the VM's sparse disk shows up as /dev/vda, and
+    keep it open."""
+    assert vm.disk_mib, "this test needs a VM with disk_mib set"
+    if vm.run("test -b /dev/vda")[0] != 0:
+        vm.check("modload virtio_blk")
+    vm.wait_until(lambda: vm.run("test -b /dev/vda")[0] == 0, 60, 0.5,
+                  "/dev/vda to appear after loading virtio_blk")
+    sectors = int(vm.check("cat /sys/block/vda/size"))
+    assert sectors * 512 == vm.disk_mib * MiB, \
+        "/dev/vda has %d sectors, expected %d MiB" % (sectors, vm.disk_mib)
+    # The kernel drops a block device's page cache when its last opener
+    # closes it; keep it open for the rest of the boot so that what dd
+    # read stays cached (until reclaim or drop_caches takes it).
+    if vm.run("kill -0 $(cat /tmp/vda.holder 2>/dev/null) 2>/dev/null")[0]:
+        vm.check("sleep 2147483647 </dev/vda >/dev/null 2>&1 & "
+                 "echo $! > /tmp/vda.holder")
+
+
+def start_reader(vm):
+    """Read /dev/vda in a loop in the background: the page cache fills with
+    clean pages and is refilled as fast as reclaim drops them."""
+    ensure_disk(vm)
+    vm.check("rm -f /tmp/rd.*; cat > /tmp/rd.sh <<'EOF'\n"
+             "while [ ! -e /tmp/rd.stop ]; do\n"
+             "  dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null\n"
+             "  echo pass >> /tmp/rd.passes\n"
+             "done\n"
+             "EOF\n"
+             "sh /tmp/rd.sh </dev/null >/dev/null 2>&1 &\n"
+             "echo $! > /tmp/rd.pid")
+
+
+def reader_alive(vm):
+    return vm.run("kill -0 $(cat /tmp/rd.pid)")[0] == 0
+
+
+def stop_reader(vm):
+    """Stop the reader loop (its passes stay counted in /tmp/rd.passes)."""
+    vm.run("touch /tmp/rd.stop; killall dd")
+    vm.wait_until(lambda: vm.run("kill -0 $(cat /tmp/rd.pid) 2>/dev/null || "
+                                 "exit 0; killall dd; exit 1")[0] == 0,
+                  120, 0.5, "the disk reader loop to stop")
