@@ -143,9 +143,9 @@ struct vballoon {
 	/*
 	 * @lock serialises everything that changes the balloon: the
 	 * inflate and deflate virtqueues, @pfns, @num_pages, @backoff_ms,
-	 * the hold-off window.  Taken by the update work, the OOM notifier,
-	 * the shrinker and the migration callback (trylock) and device
-	 * teardown.  @inflate_vq and @deflate_vq are set by vb_start() and
+	 * the hold-off window.  Taken by the update work, the OOM notifier
+	 * and device teardown; the shrinker and the migration callback
+	 * only try it.  @inflate_vq and @deflate_vq are set by vb_start() and
 	 * cleared by vb_stop() while no work, notifier or shrinker can run;
 	 * in between they are used under @lock only.  @num_pages is written
 	 * under @lock with WRITE_ONCE(), so that debugfs and the shrinker's
