@@ -22,6 +22,7 @@ fallback of autodeflate=pressure to off on a host without deflate-on-oom
 needs such a host: test_oom_off.py.
 """
 
+import functools
 import time
 
 import pytest
@@ -68,9 +69,9 @@ def autodeflated(after, before):
             + after["oom_released_pages"] - before["oom_released_pages"])
 
 
-def record(vm, test, figures):
-    return figures_record(vm, test, figures, "AUTODEFLATE-RESULT",
-                          RESULTS_FILE)
+# record(vm, test, figures): print and keep a test's figures
+record = functools.partial(figures_record, tag="AUTODEFLATE-RESULT",
+                           filename=RESULTS_FILE)
 
 
 # -- 1: busy no-op guard -----------------------------------------------------
