@@ -15,13 +15,13 @@ parallel jobs do not interleave.  The last line is "N passed, N failed"
 summed over every job (skips are listed, not counted); the exit status
 is non-zero if any job failed or printed no pytest summary.
 
-Every scenario runs against our vballoon.ko and, for parity, the
-kernel's own virtio_balloon.ko.  vballoon.ko is expected in
+Every test runs against our vballoon.ko; those marked `parity` also
+against the kernel's own virtio_balloon.ko.  vballoon.ko is expected in
 build/<release>/ (see `make modules`).  "debug" is the 6.12
 KASAN/lockdep/kmemleak kernel `make intree` builds, with vballoon built in
 (bound/unbound instead of insmod/rmmod); there only vballoon is exercised
 (VBALLOON_DRIVERS=vballoon): the sanitizers are there for our driver,
-and scenarios another module already ran there are skipped.
+and tests another module already ran there are skipped.
 """
 
 import argparse
