@@ -450,15 +450,19 @@ def publish_debug(tree, out):
         "KSRC": tree.src,
         "KEY": key,
     }
+    # what current named until now: a running VM suite may be using it
+    previous = Path(read_kv(PUBLISH / "current").get("BZIMAGE", "/")).parent
     write_atomically(PUBLISH / "current", "".join(
         "%s=%s\n" % kv for kv in current.items()))
     write_atomically(PUBLISH / "current.json", json.dumps(
         {k.lower(): str(v) for k, v in current.items()}, indent=1) + "\n")
-    # keep the two newest published kernels (a harness may be using one)
+    # Keep this one, the previous one and otherwise the newest two (by
+    # when they were last made current).
+    os.utime(dest)
     old = sorted((d for d in PUBLISH.glob("*-*") if d.is_dir()),
                  key=lambda d: d.stat().st_mtime, reverse=True)
     for d in old[2:]:
-        if d != dest:
+        if d not in (dest, previous):
             shutil.rmtree(d, ignore_errors=True)
 
 
