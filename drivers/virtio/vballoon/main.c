@@ -37,23 +37,32 @@ VISIBLE_IF_KUNIT unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_clamp_param);
 
+/*
+ * The value of parameter @name for this device: @val if it is within
+ * [@lo, @hi], else @dflt, with a warning that says which was used.
+ */
+static unsigned int vb_param_or_default(struct vballoon *vb, const char *name,
+					unsigned int val, unsigned int lo,
+					unsigned int hi, unsigned int dflt)
+{
+	unsigned int used = vb_clamp_param(val, lo, hi, dflt);
+
+	if (used != val)
+		dev_warn(&vb->vdev->dev, "%s=%u out of range %u-%u, using %u\n",
+			 name, val, lo, hi, used);
+	return used;
+}
+
 static void vb_read_params(struct vballoon *vb)
 {
-	unsigned int batch = READ_ONCE(vb_param_batch_pages);
-	unsigned int oom = READ_ONCE(vb_param_oom_pages);
-
-	vb->batch_pages = vb_clamp_param(batch, VB_BATCH_MIN, VB_BATCH_MAX,
-					 VB_BATCH_DEFAULT);
-	if (vb->batch_pages != batch)
-		dev_warn(&vb->vdev->dev,
-			 "batch_pages=%u out of range %u-%u, using %u\n",
-			 batch, VB_BATCH_MIN, VB_BATCH_MAX, vb->batch_pages);
-	vb->oom_pages = vb_clamp_param(oom, VB_OOM_MIN, VB_OOM_MAX,
-				       VB_OOM_DEFAULT);
-	if (vb->oom_pages != oom)
-		dev_warn(&vb->vdev->dev,
-			 "oom_pages=%u out of range %u-%u, using %u\n",
-			 oom, VB_OOM_MIN, VB_OOM_MAX, vb->oom_pages);
+	vb->batch_pages = vb_param_or_default(vb, "batch_pages",
+					      READ_ONCE(vb_param_batch_pages),
+					      VB_BATCH_MIN, VB_BATCH_MAX,
+					      VB_BATCH_DEFAULT);
+	vb->oom_pages = vb_param_or_default(vb, "oom_pages",
+					    READ_ONCE(vb_param_oom_pages),
+					    VB_OOM_MIN, VB_OOM_MAX,
+					    VB_OOM_DEFAULT);
 	vb->huge_blocks = READ_ONCE(vb_param_huge_blocks);
 }
 
