@@ -9,6 +9,7 @@
 #include <linux/limits.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
+#include <linux/string.h>
 #include <linux/virtio_config.h>
 #include <linux/vmstat.h>
 
@@ -275,26 +276,46 @@ static void vbt_collect(struct kunit *test, u64 vals[VBALLOON_S_NR],
 	*events_out = events;
 }
 
-static void vbt_stats_swap_bytes(struct kunit *test)
-{
-	u64 vals[VBALLOON_S_NR];
-	unsigned long *ev;
+/* A statistic copied from one VM event counter, in pages or as a count. */
+struct vbt_event_stat {
+	const char *name;
+	unsigned int tag;
+	enum vm_event_item item;
+	bool in_bytes;		/* the counter counts pages; the tag bytes */
+};
 
-	vbt_collect(test, vals, &ev);
-	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_SWAP_IN],
-			(u64)ev[PSWPIN] * PAGE_SIZE);
-	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_SWAP_OUT],
-			(u64)ev[PSWPOUT] * PAGE_SIZE);
+static const struct vbt_event_stat vbt_event_stats[] = {
+	{ "swap_in", VBALLOON_S_SWAP_IN, PSWPIN, true },
+	{ "swap_out", VBALLOON_S_SWAP_OUT, PSWPOUT, true },
+	{ "major_faults", VBALLOON_S_MAJFLT, PGMAJFAULT, false },
+	{ "minor_faults", VBALLOON_S_MINFLT, PGFAULT, false },
+	{ "oom_kills", VBALLOON_S_OOM_KILL, OOM_KILL, false },
+	{ "async_scan", VBALLOON_S_ASYNC_SCAN, PGSCAN_KSWAPD, true },
+	{ "direct_scan", VBALLOON_S_DIRECT_SCAN, PGSCAN_DIRECT, true },
+	{ "async_reclaim", VBALLOON_S_ASYNC_RECLAIM, PGSTEAL_KSWAPD, true },
+	{ "direct_reclaim", VBALLOON_S_DIRECT_RECLAIM, PGSTEAL_DIRECT, true },
+};
+
+static void vbt_event_stat_desc(const struct vbt_event_stat *p, char *desc)
+{
+	strscpy(desc, p->name, KUNIT_PARAM_DESC_SIZE);
 }
 
-static void vbt_stats_fault_counts(struct kunit *test)
+KUNIT_ARRAY_PARAM(vbt_event_stat, vbt_event_stats, vbt_event_stat_desc);
+
+/* Each event statistic is its counter, times the page size if in bytes. */
+static void vbt_stats_from_events(struct kunit *test)
 {
+	const struct vbt_event_stat *p = test->param_value;
 	u64 vals[VBALLOON_S_NR];
 	unsigned long *ev;
+	u64 want;
 
 	vbt_collect(test, vals, &ev);
-	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_MAJFLT], (u64)ev[PGMAJFAULT]);
-	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_MINFLT], (u64)ev[PGFAULT]);
+	want = ev[p->item];
+	if (p->in_bytes)
+		want *= PAGE_SIZE;
+	KUNIT_EXPECT_EQ(test, vals[p->tag], want);
 }
 
 static void vbt_stats_memory_bytes(struct kunit *test)
@@ -326,15 +347,6 @@ static void vbt_stats_hugetlb_counts(struct kunit *test)
 #endif
 }
 
-static void vbt_stats_oom_kill_count(struct kunit *test)
-{
-	u64 vals[VBALLOON_S_NR];
-	unsigned long *ev;
-
-	vbt_collect(test, vals, &ev);
-	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_OOM_KILL], (u64)ev[OOM_KILL]);
-}
-
 static void vbt_stats_alloc_stall_sum(struct kunit *test)
 {
 	u64 vals[VBALLOON_S_NR], want = 0;
@@ -348,22 +360,6 @@ static void vbt_stats_alloc_stall_sum(struct kunit *test)
 	/* Every zone contributes, so the sum exceeds any single zone. */
 	KUNIT_EXPECT_GT(test, vals[VBALLOON_S_ALLOC_STALL],
 			(u64)ev[ALLOCSTALL_NORMAL]);
-}
-
-static void vbt_stats_scan_reclaim_bytes(struct kunit *test)
-{
-	u64 vals[VBALLOON_S_NR];
-	unsigned long *ev;
-
-	vbt_collect(test, vals, &ev);
-	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_ASYNC_SCAN],
-			(u64)ev[PGSCAN_KSWAPD] * PAGE_SIZE);
-	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_DIRECT_SCAN],
-			(u64)ev[PGSCAN_DIRECT] * PAGE_SIZE);
-	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_ASYNC_RECLAIM],
-			(u64)ev[PGSTEAL_KSWAPD] * PAGE_SIZE);
-	KUNIT_EXPECT_EQ(test, vals[VBALLOON_S_DIRECT_RECLAIM],
-			(u64)ev[PGSTEAL_DIRECT] * PAGE_SIZE);
 }
 
 /* ---- OOM notifier accounting ---- */
@@ -577,13 +573,10 @@ static struct kunit_case vballoon_cases[] = {
 	KUNIT_CASE(vbt_stat_layout),
 	KUNIT_CASE(vbt_stats_encode_tags),
 	KUNIT_CASE(vbt_stats_encode_le),
-	KUNIT_CASE(vbt_stats_swap_bytes),
-	KUNIT_CASE(vbt_stats_fault_counts),
+	KUNIT_CASE_PARAM(vbt_stats_from_events, vbt_event_stat_gen_params),
 	KUNIT_CASE(vbt_stats_memory_bytes),
 	KUNIT_CASE(vbt_stats_hugetlb_counts),
-	KUNIT_CASE(vbt_stats_oom_kill_count),
 	KUNIT_CASE(vbt_stats_alloc_stall_sum),
-	KUNIT_CASE(vbt_stats_scan_reclaim_bytes),
 	KUNIT_CASE(vbt_oom_quota_bounded),
 	KUNIT_CASE(vbt_oom_quota_small_balloon),
 	KUNIT_CASE(vbt_oom_quota_empty),
