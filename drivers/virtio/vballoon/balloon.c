@@ -20,23 +20,29 @@
 #include "core.h"
 
 /*
- * Host target (4 KiB frames) to guest pages, rounded up so that a target
- * that is not a whole number of guest pages settles instead of swinging
- * between the two neighbouring sizes.
+ * Host target (4 KiB frames) to guest pages of 1 << @frame_shift frames,
+ * rounded up so that a target that is not a whole number of guest pages
+ * settles instead of swinging between the two neighbouring sizes.
  */
-VISIBLE_IF_KUNIT unsigned long vb_target_pages(u32 num_frames)
+VISIBLE_IF_KUNIT unsigned long vb_target_pages(u32 num_frames,
+					       unsigned int frame_shift)
 {
-	return (unsigned long)DIV_ROUND_UP_ULL((u64)num_frames,
-					       VB_FRAMES_PER_PAGE);
+	return (unsigned long)(((u64)num_frames + BIT_ULL(frame_shift) - 1) >>
+			       frame_shift);
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_target_pages);
 
-/* Guest pages to the 4 KiB frames reported in "actual", saturating. */
-VISIBLE_IF_KUNIT u32 vb_actual_frames(unsigned long pages)
+/*
+ * Guest pages of 1 << @frame_shift frames to the 4 KiB frames reported
+ * in "actual", saturating.  Compared before shifting, so that no page
+ * count can wrap to a small number of frames.
+ */
+VISIBLE_IF_KUNIT u32 vb_actual_frames(unsigned long pages,
+				      unsigned int frame_shift)
 {
-	u64 frames = (u64)pages * VB_FRAMES_PER_PAGE;
-
-	return frames > U32_MAX ? U32_MAX : (u32)frames;
+	if (pages > (U32_MAX >> frame_shift))
+		return U32_MAX;
+	return (u32)pages << frame_shift;
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_actual_frames);
 
@@ -56,22 +62,22 @@ VISIBLE_IF_KUNIT long vb_pages_diff(unsigned long target,
 EXPORT_SYMBOL_IF_KUNIT(vb_pages_diff);
 
 /*
- * Write the frames of guest page @pfn to @out (VB_FRAMES_PER_PAGE
- * entries).  A frame number the protocol cannot carry is refused, never
- * truncated: the host would otherwise discard someone else's memory.
+ * Write the 1 << @frame_shift frames of guest page @pfn to @out.  A frame
+ * number the protocol cannot carry is refused, never truncated: the host
+ * would otherwise discard someone else's memory.
  */
 VISIBLE_IF_KUNIT int vb_encode_pfns(struct virtio_device *vdev,
-				    __virtio32 *out, unsigned long pfn)
+				    __virtio32 *out, unsigned long pfn,
+				    unsigned int frame_shift)
 {
-	const unsigned int shift = PAGE_SHIFT - VBALLOON_PFN_SHIFT;
 	u32 first;
 	unsigned int i;
 
 	/* Checked before shifting, so no bits can be lost on the way. */
-	if (pfn > (U32_MAX >> shift))
+	if (pfn > (U32_MAX >> frame_shift))
 		return -ERANGE;
-	first = (u32)pfn << shift;
-	for (i = 0; i < VB_FRAMES_PER_PAGE; i++)
+	first = (u32)pfn << frame_shift;
+	for (i = 0; i < BIT(frame_shift); i++)
 		out[i] = cpu_to_virtio32(vdev, first + i);
 	return 0;
 }
@@ -94,7 +100,7 @@ unsigned long vb_read_target(struct vballoon *vb)
 
 	virtio_cread_le(vb->vdev, struct vballoon_config, num_pages,
 			&num_frames);
-	return vb_target_pages(num_frames);
+	return vb_target_pages(num_frames, VB_FRAME_SHIFT);
 }
 
 void vb_report_actual(struct vballoon *vb)
@@ -102,7 +108,7 @@ void vb_report_actual(struct vballoon *vb)
 	u32 actual, seen;
 
 	lockdep_assert_held(&vb->lock);
-	actual = vb_actual_frames(vb->num_pages);
+	actual = vb_actual_frames(vb->num_pages, VB_FRAME_SHIFT);
 	virtio_cread_le(vb->vdev, struct vballoon_config, actual, &seen);
 	if (seen != actual)
 		virtio_cwrite_le(vb->vdev, struct vballoon_config, actual,
@@ -256,7 +262,7 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 
 	list_for_each_entry_safe(page, next, &pages, lru) {
 		if (vb_encode_pfns(vb->vdev, vb->pfns + frames,
-				   page_to_pfn(page))) {
+				   page_to_pfn(page), VB_FRAME_SHIFT)) {
 			list_move(&page->lru, &refused);
 			continue;
 		}
@@ -322,7 +328,7 @@ unsigned long vb_deflate(struct vballoon *vb, unsigned long want)
 		list_for_each_entry(page, &pages, lru) {
 			/* Encoded when inflated, so it fits. */
 			vb_encode_pfns(vb->vdev, vb->pfns + frames,
-				       page_to_pfn(page));
+				       page_to_pfn(page), VB_FRAME_SHIFT);
 			frames += VB_FRAMES_PER_PAGE;
 		}
 
@@ -431,7 +437,8 @@ static int vb_migratepage(struct balloon_dev_info *info,
 	if (!mutex_trylock(&vb->lock))
 		return -EAGAIN;
 
-	if (vb_encode_pfns(vb->vdev, vb->pfns, page_to_pfn(newpage))) {
+	if (vb_encode_pfns(vb->vdev, vb->pfns, page_to_pfn(newpage),
+			   VB_FRAME_SHIFT)) {
 		mutex_unlock(&vb->lock);
 		return -EAGAIN;
 	}
@@ -452,7 +459,7 @@ static int vb_migratepage(struct balloon_dev_info *info,
 	__count_vm_event(BALLOON_MIGRATE);
 	spin_unlock_irqrestore(&info->pages_lock, flags);
 
-	vb_encode_pfns(vb->vdev, vb->pfns, page_to_pfn(page));
+	vb_encode_pfns(vb->vdev, vb->pfns, page_to_pfn(page), VB_FRAME_SHIFT);
 	vb_tell_host(vb, vb->deflate_vq, VB_FRAMES_PER_PAGE);
 	mutex_unlock(&vb->lock);
 

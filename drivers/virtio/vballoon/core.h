@@ -20,7 +20,13 @@
 
 #include "compat.h"
 
-/* Balloon (4 KiB) frames per guest page. */
+/*
+ * Balloon (4 KiB) frames per guest page, and its log2.  The frame
+ * helpers take the shift as a parameter so that KUnit can try page sizes
+ * other than the one the kernel was built with; the driver always passes
+ * VB_FRAME_SHIFT.
+ */
+#define VB_FRAME_SHIFT		(PAGE_SHIFT - VBALLOON_PFN_SHIFT)
 #define VB_FRAMES_PER_PAGE	(PAGE_SIZE >> VBALLOON_PFN_SHIFT)
 
 /* Order of the blocks inflation tries first: 2 MiB, a host huge page. */
@@ -212,11 +218,11 @@ extern bool vb_param_huge_blocks;
 struct sysinfo;
 
 #if IS_ENABLED(CONFIG_KUNIT)
-unsigned long vb_target_pages(u32 num_frames);
-u32 vb_actual_frames(unsigned long pages);
+unsigned long vb_target_pages(u32 num_frames, unsigned int frame_shift);
+u32 vb_actual_frames(unsigned long pages, unsigned int frame_shift);
 long vb_pages_diff(unsigned long target, unsigned long current_pages);
 int vb_encode_pfns(struct virtio_device *vdev, __virtio32 *out,
-		   unsigned long pfn);
+		   unsigned long pfn, unsigned int frame_shift);
 unsigned int vb_next_backoff(unsigned int backoff_ms);
 unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
 			    unsigned int hi, unsigned int dflt);
