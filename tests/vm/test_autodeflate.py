@@ -413,51 +413,36 @@ def test_off_is_oom_killed_and_balloon_holds(vm):
         "autodeflate=off released pages: %r -> %r" % (st0, st1)
 
 
-def _stats_answered(vm, dev, after_requests, after_update, what):
-    """Wait until the driver answered a stats request and QEMU stored a
-    newer update than given; returns (status, guest-stats)."""
-    got = {}
-
-    def ok():
-        got["st"], got["gs"] = vm.vballoon_status(dev), vm.guest_stats()
-        return got["st"]["stats_requests"] > after_requests and \
-            got["gs"]["last-update"] > after_update
-    vm.wait_until(ok, 60, 0.5, "a stats request answered and stored by QEMU "
-                  "(%s)" % what,
-                  lambda: "stats_requests %s, last-update %s" % (
-                      got.get("st", {}).get("stats_requests"),
-                      got.get("gs", {}).get("last-update")))
-    return got["st"], got["gs"]
-
-
 @pytest.mark.skip_debug("the Debian kernels")
-def test_host_stats_after_oom_kill(vm):
+def test_host_stats_answered_after_oom_kill(vm):
     """autodeflate=off, stats polling on, OOM kill: the guest's oom_kill and
-    allocstall counters move and the driver answers a stats request made
-    after the kill (QEMU 7.2 drops tags 10-15, so their values cannot be
-    read on the host; a QEMU that shows them must show the kill)."""
+    allocstall counters move, and the driver answers a stats request made
+    after the kill (its stats_requests and QEMU's last-update grow).  Not
+    checked here: that the host sees the kill in tags 10/11, which
+    test_host_stats_show_oom_kill does where QEMU shows them."""
     dev = vm.load("vballoon", "autodeflate=off")
     actual0, free0, _, st0 = _squeeze_for_hog(vm, dev)
     try:
         vm.set_stats_interval(2)
         # the polling works: two answers after enabling it
-        st, gs = _stats_answered(vm, dev, st0["stats_requests"],
-                                 vm.guest_stats()["last-update"], "first")
-        st, gs = _stats_answered(vm, dev, st["stats_requests"],
-                                 gs["last-update"], "second")
+        st, gs = vm.wait_stats_answered(dev, st0["stats_requests"],
+                                        vm.guest_stats()["last-update"], "first")
+        st, gs = vm.wait_stats_answered(dev, st["stats_requests"],
+                                        gs["last-update"], "second")
         vs0 = vm.vmstat()
         rc, out, oom = oom_kill_hog(vm, HOG_MIB)
         vs1 = vm.vmstat()
         # every counter is read after the kill was visible in the guest
         st_kill, gs_kill = vm.vballoon_status(dev), vm.guest_stats()
-        st2, gs2 = _stats_answered(vm, dev, st_kill["stats_requests"],
-                                   gs_kill["last-update"], "after the kill")
+        st2, gs2 = vm.wait_stats_answered(
+            dev, st_kill["stats_requests"], gs_kill["last-update"], "after the kill")
     finally:
         if vm.alive():
             vm.set_stats_interval(0)
     stats = gs2["stats"]
     new_tags = {k: stats[k] for k in ("stat-oom-kills", "stat-alloc-stalls")
                 if k in stats}
+    _after_oom_kill[vm.kernel.release] = (new_tags, vs1)
     record(vm, "host_stats_after_oom_kill", {
         "memhog_rc": rc,
         "vmstat_oom_kill": [vs0["oom_kill"], vs1["oom_kill"]],
@@ -477,8 +462,29 @@ def test_host_stats_after_oom_kill(vm):
         "guest /proc/vmstat allocstall_* did not move (%d)" % allocstalls(vs0)
     assert st2["stats_requests"] > st_kill["stats_requests"]
     assert gs2["last-update"] > gs_kill["last-update"]
-    # A QEMU that knows tags 10 and 11 must show the kill and the stalls.
-    if "stat-oom-kills" in stats:
-        assert stats["stat-oom-kills"] >= vs1["oom_kill"], new_tags
-    if "stat-alloc-stalls" in stats:
-        assert stats["stat-alloc-stalls"] >= allocstalls(vs1), new_tags
+
+
+# kernel release -> (tags 10/11 as QEMU showed them, guest vmstat) after the
+# kill of test_host_stats_answered_after_oom_kill
+_after_oom_kill = {}
+
+
+@pytest.mark.skip_debug("the Debian kernels")
+def test_host_stats_show_oom_kill(vm):
+    """The OOM kill of test_host_stats_answered_after_oom_kill reaches the
+    host: stat-oom-kills and stat-alloc-stalls (tags 10/11) at least the
+    guest's oom_kill and allocstall_* after the kill.  Skipped where QEMU
+    does not show these tags (QEMU 7.2 drops tags 10-15)."""
+    if vm.kernel.release not in _after_oom_kill:
+        pytest.skip("test_host_stats_answered_after_oom_kill did not "
+                    "get to an OOM kill on %s: no kill to compare" %
+                    vm.kernel.release)
+    tags, vs1 = _after_oom_kill[vm.kernel.release]
+    missing = [k for k in ("stat-oom-kills", "stat-alloc-stalls")
+               if k not in tags]
+    if missing:
+        pytest.skip("this QEMU does not show %s (virtio-balloon stats tags "
+                    "10/11): not checked that the host sees the guest's OOM "
+                    "kill and allocation stalls" % ", ".join(missing))
+    assert tags["stat-oom-kills"] >= vs1["oom_kill"], tags
+    assert tags["stat-alloc-stalls"] >= allocstalls(vs1), tags

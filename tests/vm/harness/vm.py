@@ -251,6 +251,23 @@ class VM(Machine):
         return parse_status(self.check(
             "cat /sys/kernel/debug/vballoon/%s/status" % dev))
 
+    def wait_stats_answered(self, dev, after_requests, after_update, what):
+        """Wait until vballoon on `dev` answered a stats request and QEMU
+        stored a newer update than given; returns (status, guest-stats)."""
+        got = {}
+
+        def ok():
+            got["st"], got["gs"] = self.vballoon_status(dev), \
+                self.guest_stats()
+            return got["st"]["stats_requests"] > after_requests and \
+                got["gs"]["last-update"] > after_update
+        self.wait_until(ok, 60, 0.5, "a stats request answered and stored "
+                        "by QEMU (%s)" % what,
+                        lambda: "stats_requests %s, last-update %s" % (
+                            got.get("st", {}).get("stats_requests"),
+                            got.get("gs", {}).get("last-update")))
+        return got["st"], got["gs"]
+
     def reset_balloon(self, timeout=900):
         """Target balloon 0, wait for it if a driver is loaded, unload all
         balloon drivers.  Leaves the VM ready for the next test: the
