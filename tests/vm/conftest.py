@@ -45,13 +45,13 @@ from harness.errors import HarnessError, VMDied  # noqa: E402
 from harness.kernels import find_kernel  # noqa: E402
 from harness.modules import ModuleIndex  # noqa: E402
 from harness.units import cache_dir  # noqa: E402
-from harness.vm import make_vm  # noqa: E402
+from harness.vm import (boot_attempts, boot_bound_problem,  # noqa: E402
+                        make_vm)
 
 KERNEL_SERIES = [s.strip() for s in
                  os.environ.get("VBALLOON_KERNELS", "6.1,6.12").split(",")
                  if s.strip()]
 GUEST_MEM_MIB = int(os.environ.get("VBALLOON_GUEST_MIB", "2048"))
-BOOT_ATTEMPTS = 3
 # Drivers the tests run against (run.py sets VBALLOON_DRIVERS=vballoon for
 # the debug kernel, where the sanitizers are there for our driver).
 DRIVERS = tuple(d.strip() for d in os.environ.get(
@@ -82,9 +82,9 @@ class VMSlot:
             self.vm.kill()
             self.vm = None
         if self.vm is None:
-            # No balloon driver is loaded while booting, so a boot that dies
-            # is the emulator's or the distribution kernel's problem: retry.
-            for attempt in range(1, BOOT_ATTEMPTS + 1):
+            # retried on the Debian kernels only (see boot_attempts)
+            attempts = boot_attempts(self.kernel)
+            for attempt in range(1, attempts + 1):
                 vm = make_vm(self.kernel, mem_mib=GUEST_MEM_MIB,
                              name="%s-%s" % (self.label, self.kernel.series),
                              **self.config)
@@ -96,10 +96,17 @@ class VMSlot:
                         "boot attempt %d failed (console: %s): %s" % (
                             attempt, vm.console_path,
                             str(exc).splitlines()[0]))
-                    if attempt == BOOT_ATTEMPTS:
+                    if attempt == attempts:
                         raise
             self.boots.append((vm.boot_seconds, vm.log_dir))
             self.vm = vm
+            if self.kernel.builtin_vballoon:
+                problem = boot_bound_problem(vm.boot_bound,
+                                             vm.balloon_device())
+                if problem:
+                    pytest.fail("%s (console: %s)" % (problem,
+                                                      vm.console_path),
+                                pytrace=False)
         return self.vm
 
     def discard(self, why):

@@ -19,10 +19,12 @@ from harness import summary
 from harness.console import (EXPECT_BEGIN, EXPECT_END, OOM_PATTERNS,
                              bad_reports, find_bad_lines, parse_kmemleak)
 from harness.cpio import Cpio
-from harness.errors import HarnessError, WaitTimeout
+from harness.errors import HarnessError, VMDied, WaitTimeout
 from harness.kernels import (DebugKernel, Kernel, find_kernel, version_key)
 from harness.modules import ModuleIndex, modinfo_field, modname
-from harness.vm import VM, BuiltinVM, make_vm, param_equal, parse_status
+from harness.vm import (BOOT_ATTEMPTS, VM, BuiltinVM, boot_attempts,
+                        boot_bound_problem, make_vm, param_equal,
+                        parse_status)
 from harness.wait import wait_until
 
 # -- kernels and modules -----------------------------------------------------
@@ -185,6 +187,60 @@ def test_parse_status():
                       "delta -3\n\n  requests 7\n")
     assert st == {"balloon_pages": 512, "autodeflate": "pressure",
                   "delta": -3, "requests": 7}
+
+
+# -- boots ----------------------------------------------------------------
+
+DEBIAN = Kernel("6.12.1-amd64", None, None)
+DEBUG = DebugKernel("6.12.1-vbdebug", None, None)
+
+
+def test_boot_retried_only_without_builtin_vballoon():
+    assert boot_attempts(DEBIAN) == BOOT_ATTEMPTS > 1
+    assert boot_attempts(DEBUG) == 1
+
+
+def test_boot_bound_is_the_balloon_device():
+    assert boot_bound_problem(["virtio2"], "virtio2") is None
+    assert "bound nothing" in boot_bound_problem([], "virtio2")
+    assert boot_bound_problem(["virtio1", "virtio2"], "virtio2")
+
+
+def _boot(monkeypatch, kernel, ok, bound=("virtio0",)):
+    """(boots VMSlot.get() tried, what it raised); boot i works if ok[i]."""
+    tried = []
+
+    def fake_make_vm(kernel, **kwargs):
+        works = ok[len(tried)]
+        tried.append(works)
+
+        def start():
+            if not works:
+                raise VMDied("guest died while booting")
+        return types.SimpleNamespace(
+            start=start, boot_seconds=1, log_dir="logs", console_path="c",
+            boot_bound=list(bound), balloon_device=lambda: "virtio0")
+    monkeypatch.setattr(conftest, "make_vm", fake_make_vm)
+    slot = conftest.VMSlot(kernel, {}, "t")
+    try:
+        slot.get()
+    except BaseException as exc:        # pytest.fail is not an Exception
+        return len(tried), exc
+    return len(tried), None
+
+
+def test_slot_retries_debian_boots_and_not_debug_boots(monkeypatch):
+    assert _boot(monkeypatch, DEBIAN, [False, False, True]) == (3, None)
+    for kernel, n in ((DEBIAN, 3), (DEBUG, 1)):
+        tried, exc = _boot(monkeypatch, kernel, [False] * 3 + [True])
+        assert tried == n and isinstance(exc, VMDied)
+    assert _boot(monkeypatch, DEBUG, [True]) == (1, None)
+
+
+def test_slot_fails_a_debug_boot_without_vballoon_bound(monkeypatch):
+    n, exc = _boot(monkeypatch, DEBUG, [True], bound=())
+    assert n == 1 and "bound nothing" in str(exc)
+    assert _boot(monkeypatch, DEBIAN, [True], bound=()) == (1, None)
 
 
 # -- waits -------------------------------------------------------------------

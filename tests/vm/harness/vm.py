@@ -411,6 +411,28 @@ class BuiltinVM(VM):
         return self.kmemleak_check()
 
 
+# Boots tried before a guest counts as lost on a kernel whose balloon driver
+# is a module: nothing of ours runs while it boots, so a boot that dies is
+# the emulator's or the distribution kernel's problem.
+BOOT_ATTEMPTS = 3
+
+
+def boot_attempts(kernel):
+    """How many times to try booting `kernel` before the failure is the
+    test's: once with vballoon built in (it probes while booting, so a boot
+    that dies may be ours), BOOT_ATTEMPTS otherwise."""
+    return 1 if kernel.builtin_vballoon else BOOT_ATTEMPTS
+
+
+def boot_bound_problem(boot_bound, balloon_dev):
+    """With vballoon built in, it must have bound exactly the balloon
+    device by the end of boot: None if so, else what is wrong."""
+    if boot_bound == [balloon_dev]:
+        return None
+    return "vballoon built in but bound %s at the end of boot, not the " \
+        "balloon device %s" % (boot_bound or "nothing", balloon_dev)
+
+
 def make_vm(kernel, **kwargs):
     """The VM variant for `kernel` (VM or BuiltinVM); keyword arguments
     as for Machine (mem_mib, smp, deflate_on_oom, balloon_props, append,
