@@ -73,6 +73,10 @@ class VMSlot:
         self.boots = []     # (boot seconds, log dir)
         self.deaths = []    # descriptions of guests that died or were reset
         self.boot_failures = []
+        # what fails the run even if the test that booted was deselected
+        # or its failure overlooked: a debug-kernel boot that died, or one
+        # after which vballoon had not bound the balloon
+        self.boot_problems = []
         self.started = time.monotonic()
 
     def get(self):
@@ -97,6 +101,9 @@ class VMSlot:
                             attempt, vm.console_path,
                             str(exc).splitlines()[0]))
                     if attempt == attempts:
+                        if self.kernel.builtin_vballoon:
+                            self.boot_problems.append(
+                                self.boot_failures[-1])
                         raise
             self.boots.append((vm.boot_seconds, vm.log_dir))
             self.vm = vm
@@ -104,6 +111,8 @@ class VMSlot:
                 problem = boot_bound_problem(vm.boot_bound,
                                              vm.balloon_device())
                 if problem:
+                    self.boot_problems.append("%s (console: %s)" % (
+                        problem, vm.console_path))
                     pytest.fail("%s (console: %s)" % (problem,
                                                       vm.console_path),
                                 pytrace=False)
@@ -120,10 +129,12 @@ class VMSlot:
         """No guest died, the whole console/dmesg of this boot is clean and
         (debug kernel) kmemleak finds no leak in vballoon.  All three are
         checked; returns the problems found, as text."""
+        problems = ["a boot of the debug kernel (vballoon built in) "
+                    "failed: " + p for p in self.boot_problems]
         if not self.boots:
-            return []       # every test was skipped: nothing booted
+            return problems     # nothing booted (all skipped, or it died)
         vm = self.vm
-        problems, deaths = [], list(self.deaths)
+        deaths = list(self.deaths)
         if vm is None or not vm.alive():
             deaths.append("the guest is not running at the end of the "
                           "module" + ("" if vm is None else " (console %s):"

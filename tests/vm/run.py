@@ -25,6 +25,7 @@ and tests another module already ran there are skipped.
 """
 
 import argparse
+import glob
 import os
 import shutil
 import signal
@@ -62,15 +63,22 @@ def default_jobs():
     return max(1, min((os.cpu_count() or 1) + 1, by_mem, 8))
 
 
+def module_files(module):
+    """The test files of `module`: test_<module>.py; for "harness", every
+    test_harness*.py (the self-tests, split by subject)."""
+    if module == "harness":
+        return sorted(glob.glob(os.path.join(HERE, "test_harness*.py")))
+    return [os.path.join(HERE, "test_%s.py" % module)]
+
+
 class Job:
     def __init__(self, kernel, module, pytest_args, python):
         self.kernel = kernel
         self.module = module
         self.name = "%s/%s" % (kernel or "-", module)
         self.weight = MODULES.get(module, 0.1) * KERNEL_WEIGHT.get(kernel, 1)
-        self.cmd = [python, "-m", "pytest",
-                    os.path.join(HERE, "test_%s.py" % module), "-v",
-                    "--durations=5"] + pytest_args
+        self.cmd = [python, "-m", "pytest"] + module_files(module) + [
+            "-v", "--durations=5"] + pytest_args
         self.env = dict(os.environ)
         if kernel:
             self.env["VBALLOON_KERNELS"] = kernel

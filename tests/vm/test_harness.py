@@ -16,8 +16,6 @@ import run
 import test_oom_off
 import test_oom_on
 from harness import summary
-from harness.console import (EXPECT_BEGIN, EXPECT_END, OOM_PATTERNS,
-                             bad_reports, find_bad_lines, parse_kmemleak)
 from harness.cpio import Cpio
 from harness.errors import HarnessError, VMDied, WaitTimeout
 from harness.kernels import (DebugKernel, Kernel, find_kernel, version_key)
@@ -219,9 +217,11 @@ def _boot(monkeypatch, kernel, ok, bound=("virtio0",)):
                 raise VMDied("guest died while booting")
         return types.SimpleNamespace(
             start=start, boot_seconds=1, log_dir="logs", console_path="c",
-            boot_bound=list(bound), balloon_device=lambda: "virtio0")
+            boot_bound=list(bound), balloon_device=lambda: "virtio0",
+            alive=lambda: False, console_tail=lambda lines=30: "")
     monkeypatch.setattr(conftest, "make_vm", fake_make_vm)
     slot = conftest.VMSlot(kernel, {}, "t")
+    _boot.slot = slot
     try:
         slot.get()
     except BaseException as exc:        # pytest.fail is not an Exception
@@ -241,6 +241,19 @@ def test_slot_fails_a_debug_boot_without_vballoon_bound(monkeypatch):
     n, exc = _boot(monkeypatch, DEBUG, [True], bound=())
     assert n == 1 and "bound nothing" in str(exc)
     assert _boot(monkeypatch, DEBIAN, [True], bound=()) == (1, None)
+
+
+def test_end_of_boot_check_repeats_debug_boot_problems(monkeypatch):
+    # the module's end-of-boot check fails too, whichever test booted
+    _boot(monkeypatch, DEBUG, [True], bound=())
+    problems = _boot.slot.end_of_boot_problems()
+    assert len(problems) >= 1 and "bound nothing" in problems[0]
+    _boot(monkeypatch, DEBUG, [False])
+    problems = _boot.slot.end_of_boot_problems()
+    assert problems and "guest died while booting" in problems[0]
+    # a Debian boot that needed a retry is not a problem
+    _boot(monkeypatch, DEBIAN, [False, True])
+    assert _boot.slot.boot_problems == []
 
 
 # -- waits -------------------------------------------------------------------
@@ -264,94 +277,6 @@ def test_wait_until_does_not_retry_harness_errors():
     with pytest.raises(HarnessError):
         wait_until(pred, 5, 0.01)
     assert len(calls) == 1
-
-
-# -- console -----------------------------------------------------------------
-
-def test_bad_console_lines_found():
-    text = ("[ 1.0] ok\n[ 2.0] WARNING: CPU: 1 PID: 5 at foo.c:1\n"
-            "[ 2.1] Call Trace:\n[ 3.0] BUG: kernel NULL pointer\n"
-            "[ 4.0] virtio_balloon virtio0: fine\n")
-    bad = find_bad_lines(text)
-    assert len(bad) == 3
-    assert not find_bad_lines("[ 1.0] module verification failed: "
-                              "signature and/or required key missing "
-                              "- tainting kernel\n")
-    assert find_bad_lines("Out of memory: Killed process 12", OOM_PATTERNS)
-
-
-def test_expected_splat_window_is_skipped_and_closes():
-    text = "\n".join([
-        "[ 1.0] " + EXPECT_BEGIN,
-        "[ 1.1] memhog invoked oom-killer: gfp_mask=0x140dca",
-        "[ 1.2] Call Trace:",
-        "[ 1.3] " + EXPECT_END,
-        "[ 2.0] WARNING: CPU: 0 PID: 1 at vballoon/core.c:10",
-        "[ 2.1] Out of memory: Killed process 9 (memhog)",
-    ])
-    bad = find_bad_lines(text)
-    assert bad == ["[ 2.0] WARNING: CPU: 0 PID: 1 at vballoon/core.c:10"]
-    assert find_bad_lines(text, OOM_PATTERNS) == \
-        ["[ 2.1] Out of memory: Killed process 9 (memhog)"]
-    # the OOM tests look inside the window on purpose
-    assert len(find_bad_lines(text, OOM_PATTERNS, skip_expected=False)) == 2
-
-
-def test_unclosed_expected_window_hides_the_rest():
-    text = "[ 1.0] %s\n[ 2.0] BUG: unable to handle\n" % EXPECT_BEGIN
-    assert find_bad_lines(text) == []
-    assert find_bad_lines(text, skip_expected=False) == \
-        ["[ 2.0] BUG: unable to handle"]
-
-
-def test_kmemleak_suspects_are_bad_lines():
-    line = "[ 9.0] kmemleak: 2 new suspected memory leaks (see " \
-        "/sys/kernel/debug/kmemleak)"
-    assert find_bad_lines(line) == [line]
-    assert find_bad_lines(line, OOM_PATTERNS) == []
-
-
-def test_bad_reports_show_context():
-    text = "\n".join([
-        "[ 1.0] ok",
-        "[ 2.0] ==================================================================",
-        "[ 2.0] BUG: KASAN: slab-use-after-free in vb_inflate+0x10/0x20",
-        "[ 2.0] Read of size 8 at addr ffff888",
-        "[ 2.0] Call Trace:",
-        "[ 2.0]  vb_inflate+0x10/0x20",
-        "[ 2.0] ==================================================================",
-        "[ 3.0] later line",
-        "[ 4.0] WARNING: possible circular locking dependency detected",
-    ])
-    bad = find_bad_lines(text)
-    assert any("KASAN" in ln for ln in bad)
-    rep = bad_reports(text)
-    assert "Read of size 8" in rep and "vb_inflate+0x10" in rep
-    first, second = rep.split("----- kernel report 2")
-    assert "later line" not in first      # the report ends at its "===="
-    assert "circular locking" in second
-    for p in ("sleeping function called from invalid context",
-              "inconsistent lock state", "suspicious RCU usage",
-              "possible recursive locking", "WARNING: lock held"):
-        assert find_bad_lines("[ 1.0] " + p), p
-    assert bad_reports("all fine\n") == ""
-
-
-def test_parse_kmemleak():
-    text = """unreferenced object 0xffff8880 (size 64):
-  comm "sh", pid 1, jiffies 4294
-  backtrace (crc 0):
-    kmemleak_alloc+0x4a/0x80
-    vb_stats_init+0x22/0x40
-unreferenced object 0xffff8881 (size 32):
-  comm "swapper/0", pid 1, jiffies 4294
-  backtrace (crc 0):
-    acpi_ut_allocate+0x1/0x2
-"""
-    ours, others = parse_kmemleak(text)
-    assert len(ours) == 1 and "vb_stats_init" in ours[0]
-    assert len(others) == 1 and "acpi_ut_allocate" in others[0]
-    assert parse_kmemleak("") == ([], [])
 
 
 # -- cpio --------------------------------------------------------------------
@@ -476,6 +401,14 @@ def test_run_job_reads_its_output():
     assert "x\n" in text
     assert (job.passed, job.failed, job.skipped) == (4, 1, 2)
     assert job.summary == "1 failed, 4 passed, 2 skipped"
+
+
+def test_harness_job_runs_every_self_test_file():
+    files = [os.path.basename(f) for f in run.module_files("harness")]
+    assert "test_harness.py" in files and \
+        "test_harness_console.py" in files
+    assert [os.path.basename(f) for f in run.module_files("batch")] == \
+        ["test_batch.py"]
 
 
 # -- test modules ------------------------------------------------------------

@@ -24,10 +24,20 @@ BAD_CONSOLE_PATTERNS = (
 KMEMLEAK_PATTERN = re.compile(r"kmemleak: .*new suspected")
 OOM_PATTERNS = ("Out of memory", "oom-kill", "invoked oom-killer")
 
-# A test that provokes kernel messages on purpose (the OOM killer prints a
-# call trace) brackets them with these lines in the kernel log.
+# A test that provokes the OOM killer on purpose brackets it with these
+# lines in the kernel log.  Inside the window only the OOM report itself is
+# excused (see bad_line_numbers): a KASAN, lockdep, BUG or WARNING report
+# there is as bad as anywhere else.
 EXPECT_BEGIN = "vbtest: expected kernel splat begin"
 EXPECT_END = "vbtest: expected kernel splat end"
+
+# An OOM report runs from its "invoked oom-killer" header to the "Killed
+# process" line ("Out of memory: ..." or "Memory cgroup out of memory:
+# ..."); of the bad patterns only its stack dump's "Call Trace" is part of
+# it.
+OOM_REPORT_START = "invoked oom-killer"
+OOM_REPORT_END = "Killed process"
+OOM_REPORT_EXCUSED = ("Call Trace",)
 
 # Symbols that make a kmemleak report ours (a failure); other leaks are
 # printed only.
@@ -43,18 +53,40 @@ def _is_bad(line, patterns):
     return any(p in line for p in patterns)
 
 
+def _excused_in_oom_report(line, patterns):
+    """`line`, inside an OOM report, matches nothing of `patterns` but what
+    such a report prints anyway."""
+    hits = [p for p in patterns if p in line]
+    if patterns is BAD_CONSOLE_PATTERNS and KMEMLEAK_PATTERN.search(line):
+        return False
+    return all(p in OOM_REPORT_EXCUSED or p in OOM_PATTERNS for p in hits)
+
+
 def bad_line_numbers(lines, patterns=BAD_CONSOLE_PATTERNS,
                      skip_expected=True):
-    """(index, line) of each line of `lines` that matches `patterns`,
-    leaving out lines between EXPECT_BEGIN and EXPECT_END markers unless
-    skip_expected is False."""
-    bad, inside = [], False
+    """(index, line) of each line of `lines` that matches `patterns`.
+
+    Between EXPECT_BEGIN and EXPECT_END markers (unless skip_expected is
+    False) the lines of an OOM report are left out: its own lines (those
+    matching OOM_PATTERNS) and, from its header to its "Killed process"
+    line, the stack dump's "Call Trace".  Every other match counts there
+    too, a window left open included."""
+    bad, window, report = [], False, False
     for i, line in enumerate(lines):
         if skip_expected and EXPECT_BEGIN in line:
-            inside = True
-        elif skip_expected and EXPECT_END in line:
-            inside = False
-        elif not inside and _is_bad(line, patterns):
+            window = True
+            continue
+        if skip_expected and EXPECT_END in line:
+            window = report = False
+            continue
+        if window and OOM_REPORT_START in line:
+            report = True
+        excused = window and (
+            any(p in line for p in OOM_PATTERNS) or
+            (report and _excused_in_oom_report(line, patterns)))
+        if window and OOM_REPORT_END in line:
+            report = False
+        if not excused and _is_bad(line, patterns):
             bad.append((i, line))
     return bad
 
