@@ -47,6 +47,8 @@ MODULES = {
     "autodeflate": 3.0,
     "host": 3.5,
 }
+# Modules that boot nothing: one job each, not one per kernel.
+NO_VM_MODULES = ("harness", "harness_host")
 # the debug kernel runs vballoon only (half the scenarios) but is ~3x slower
 KERNEL_WEIGHT = {"debug": 1.6}
 JOB_TIMEOUT = 60 * 60
@@ -146,10 +148,10 @@ def main():
         help="comma separated kernel series: 6.1, 6.12 and/or debug (the "
         "`make intree` debug kernel) (default 6.1,6.12)")
     ap.add_argument("--modules", default=",".join(list(MODULES) +
-                                                  ["harness"]),
+                                                  list(NO_VM_MODULES)),
                     help="comma separated test modules (test_<name>.py): "
-                    "%s and harness (no VM) (default: all)" %
-                    ", ".join(MODULES))
+                    "%s and %s (no VM) (default: all)" % (
+                        ", ".join(MODULES), ", ".join(NO_VM_MODULES)))
     ap.add_argument("--jobs", "-j", type=int,
                     default=int(os.environ.get("VBALLOON_VM_JOBS", "0")) or
                     default_jobs(),
