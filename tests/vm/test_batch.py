@@ -96,7 +96,7 @@ def test_large_batches_every_page_once(vm):
               book.deflated, sum(per) / max(1, len(per)), max(per or [0]),
               requests, inflated, deflated,
               st["inflated_blocks"] - base["inflated_blocks"]))
-    assert not book.errors, "the host's view of the balloon frames " \
+    assert book.nerrors == 0, "the host's view of the balloon frames " \
         "(%d errors; trace %s):\n%s" % (book.nerrors, vm.trace_path,
                                        "\n".join(book.errors))
     assert (book.inflated, book.deflated, len(reqs)) == (

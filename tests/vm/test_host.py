@@ -13,10 +13,12 @@ that decides by it.  These tests look at what the host did instead
    of a 1 GiB balloon: QEMU 7.2 madvise(MADV_DONTNEED)s each frame it
    receives.  vballoon runs first, on the fresh guest, and its 2 MiB
    blocks must cover at least 90 % of the pages it inflated.
-2. Patterned data intact: memhog -V keeps 256 MiB, each page stamped
-   with its index, through three inflate/deflate cycles of most of the
-   free memory, then checks every page: a frame of its memory wrongly
-   given to the host reads back as zeros.
+2. Patterned data intact: guest/pattern keeps 256 MiB of data (every
+   word derived from its offset) in 2 MiB chunks with the guest's free
+   2 MiB blocks between them, and checks every word after each of three
+   inflate/deflate cycles (a balloon the size of those holes, then most
+   of the free memory twice): a data frame wrongly given to the host
+   reads back as zeros.
 3. The host keeps its huge pages (vballoon against virtio_balloon, each
    in a fresh 1 GiB guest of its own, with part of free memory scattered
    single pages): the AnonHugePages QEMU loses beyond the Rss the balloon
@@ -33,9 +35,9 @@ from harness import host
 from harness.console import find_bad_lines
 from harness.units import GiB, MiB, PAGE_SIZE, mib
 from harness.vm import make_vm
-from harness.workloads import finish_hog, start_hog
 
-pytestmark = pytest.mark.vm_config("host", deflate_on_oom=False)
+pytestmark = pytest.mark.vm_config("host", deflate_on_oom=False,
+                                   extra_helpers=("pattern",))
 
 BLOCK_PAGES = 512       # pages in a 2 MiB block (x86, 4 KiB pages)
 
@@ -89,27 +91,66 @@ def test_host_drops_inflated_frames(vm, driver):
                                            pages)
 
 
+PATTERN_MIB = 256
+
+
+def start_pattern(vm, size_mib):
+    """Start `pattern size_mib` in the background (the OOM killer's
+    favourite, like memhog); returns once its data is written."""
+    vm.check("rm -f /tmp/pat.*; (sh -c 'echo 1000 > /proc/self/"
+             "oom_score_adj && exec pattern -r /tmp/pat.ready %d' "
+             ">/tmp/pat.out 2>&1; echo $? >/tmp/pat.rc) </dev/null "
+             ">/dev/null 2>&1 &" % size_mib)
+    vm.wait_until(lambda: vm.run("test -e /tmp/pat.ready || "
+                                 "test -e /tmp/pat.rc")[0] == 0, 300, 0.5,
+                  "pattern to write its data",
+                  lambda: vm.run("cat /tmp/pat.out")[1])
+    out = vm.check("cat /tmp/pat.out")
+    assert vm.run("test -e /tmp/pat.ready")[0] == 0, \
+        "pattern did not start: %s" % out
+
+
+def check_pattern(vm, n):
+    """Have pattern check all its data (its n-th check); returns its
+    report line and the bad pages it found."""
+    vm.check("killall -USR1 pattern")
+    got = {}
+
+    def done():
+        got["out"] = vm.check("cat /tmp/pat.out")
+        return "check %d:" % n in got["out"] or \
+            vm.run("test -e /tmp/pat.rc")[0] == 0
+    vm.wait_until(done, 120, 0.5, "pattern's check %d" % n,
+                  lambda: got.get("out"))
+    line = [ln for ln in got["out"].splitlines() if "check %d:" % n in ln]
+    assert line, "pattern ended before check %d:\n%s" % (n, got["out"])
+    bad = int(line[0].split(" pages, ")[1].split()[0])
+    return line[0], bad, got["out"]
+
+
 def test_patterned_data_survives_cycles(vm):
     dev = vm.load("vballoon")
-    start_hog(vm, 256, "-V")
+    start_pattern(vm, PATTERN_MIB)
     try:
         free = vm.free_bytes()
-        # most of the free memory, a little less each cycle
-        sizes = [(free - (160 + 32 * i) * MiB) // MiB * MiB
-                 for i in range(3)]
-        for size in sizes:
+        # first a balloon the size of the free 2 MiB holes between the
+        # data (the blocks freed last), then most of free memory, twice
+        sizes = [PATTERN_MIB * MiB] + [
+            (free - (160 + 32 * i) * MiB) // MiB * MiB for i in range(2)]
+        for n, size in enumerate(sizes, 1):
             vm.inflate(size)
             vm.inflate(0)
+            line, bad, out = check_pattern(vm, n)
+            assert bad == 0, \
+                "after inflating %s and deflating (cycle %d), %s:\n%s" % (
+                    mib(size), n, line, out)
     finally:
-        rc, out = finish_hog(vm)
+        vm.run("killall pattern")
     st = vm.vballoon_status(dev)
-    print("HOST-RESULT pattern: 256 MiB kept through balloons of %s; "
-          "%d pages inflated, %d deflated" % (
-              ", ".join(mib(s) for s in sizes), st["inflated_pages"],
-              st["deflated_pages"]))
-    assert rc == 0 and "after the hold" in out, \
-        "memhog's data did not survive the balloon cycles (rc %d):\n%s" % (
-            rc, out)
+    print("HOST-RESULT pattern: %d MiB intact through balloons of %s; %d "
+          "pages inflated, %d in 2 MiB blocks" % (
+              PATTERN_MIB, ", ".join(mib(s) for s in sizes),
+              st["inflated_pages"], st["inflated_blocks"] * BLOCK_PAGES))
 
 
 def _thp_lost(kernel, driver):
