@@ -45,7 +45,7 @@ MODULES = {
     "oom_off": 2.2,
     "batch": 2.0,
     "autodeflate": 3.0,
-    "host": 3.5,
+    "host": 2.5,
 }
 # Modules that boot nothing: one job each, not one per kernel.
 NO_VM_MODULES = ("harness", "harness_host")
