@@ -188,11 +188,10 @@ def _thp_lost(kernel, driver):
             (before["AnonHugePages"] - after["AnonHugePages"]) * 1024)
 
 
+# boots guests of its own (no `vm` fixture, so it applies skip_debug itself)
 @pytest.mark.skip_debug("the Debian kernels")
-def test_host_keeps_huge_pages(kernel):
-    if kernel.builtin_vballoon:
-        pytest.skip("on the debug kernel this scenario runs on the Debian "
-                    "kernels only")
+def test_host_keeps_huge_pages(request, kernel):
+    conftest._skip_on_debug_kernel(request.node, kernel)
     mode = host.host_thp_mode()
     if mode not in ("always", "madvise"):
         pytest.skip("the host has no transparent huge pages (%s: %s)" % (
