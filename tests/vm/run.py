@@ -46,6 +46,7 @@ MODULES = {
     "oom_off": 2.2,
     "batch": 2.0,
     "autodeflate": 3.0,
+    "host": 2.5,
 }
 # the debug kernel runs vballoon only (half the scenarios) but is ~3x slower
 KERNEL_WEIGHT = {"debug": 1.6}
@@ -155,8 +156,8 @@ def main():
     ap.add_argument("--modules", default=",".join(list(MODULES) +
                                                   ["harness"]),
                     help="comma separated test modules (test_<name>.py): "
-                    "%s and harness (no VM) (default: all)" %
-                    ", ".join(MODULES))
+                    "%s and harness (no VM: every test_harness*.py) "
+                    "(default: all)" % ", ".join(MODULES))
     ap.add_argument("--jobs", "-j", type=int,
                     default=int(os.environ.get("VBALLOON_VM_JOBS", "0")) or
                     default_jobs(),

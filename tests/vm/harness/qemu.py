@@ -72,7 +72,7 @@ class Machine:
     def __init__(self, kernel, mem_mib=2048, smp=2, deflate_on_oom=True,
                  balloon_props=None, append="", name=None, log_dir=None,
                  with_vballoon=True, qemu="qemu-system-x86_64",
-                 tcg_thread=None, extra_helpers=(), disk_mib=0):
+                 tcg_thread=None, extra_helpers=(), disk_mib=0, trace=False):
         self.kernel = kernel
         self.mem_mib = mem_mib
         self.ram_bytes = mem_mib * MiB
@@ -85,6 +85,9 @@ class Machine:
         # A sparse raw disk of this size on virtio-blk (/dev/vda once the
         # test loads virtio_blk): reading it fills the guest's page cache.
         self.disk_mib = disk_mib
+        # QEMU's trace log (log backend, `-D`): events are off until
+        # trace_events() turns them on (harness/host.py reads the log)
+        self.trace = trace
         self.qemu = qemu
         # "single" (round-robin, one host thread) by default: with "multi"
         # (MTTCG) Debian's kernels occasionally die with "Oops: int3" when
@@ -103,6 +106,7 @@ class Machine:
             next(self._seq)))
         self.log_dir.mkdir(parents=True)
         self.console_path = self.log_dir / "console.log"
+        self.trace_path = self.log_dir / "trace.log"
         self.sockdir = Path(tempfile.mkdtemp(prefix="vbvm-"))
         self.proc = None
         self.qmp_sock = None
@@ -142,7 +146,8 @@ class Machine:
             "-serial", "chardev:agent",
             "-chardev", "socket,id=qmp,path=%s" % (self.sockdir / "qmp"),
             "-mon", "chardev=qmp,mode=control",
-        ] + self._disk_args()
+        ] + self._disk_args() + (["-D", str(self.trace_path)]
+                                 if self.trace else [])
 
     def _disk_args(self):
         if not self.disk_mib:
@@ -351,6 +356,31 @@ class Machine:
             raise CommandFailed("guest command %r failed with rc %d; "
                                 "output:\n%s" % (cmd, rc, out))
         return out
+
+    # -- QEMU trace (trace=True) ------------------------------------------
+
+    def trace_events(self, events, enable=True):
+        """Turn QEMU trace events on or off (QMP trace-event-set-state);
+        with the log backend their lines go to trace_path.  Returns the
+        trace file's size before the change (where new lines start)."""
+        if not self.trace:
+            raise HarnessError("trace_events() needs Machine(trace=True)")
+        size = self.trace_size()
+        for ev in events:
+            self.qmp("trace-event-set-state", name=ev, enable=enable)
+        return size
+
+    def trace_size(self):
+        try:
+            return self.trace_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def read_trace(self, offset=0):
+        """The trace log from byte `offset` on."""
+        with open(self.trace_path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode(errors="replace")
 
     # -- QMP ---------------------------------------------------------------
 
