@@ -48,6 +48,10 @@ HOG_FREE = 100 * MiB
 # plus the pressure floor once memhog has its memory: at most this share
 # of guest RAM (32 MiB of 2 GiB).  See test_anon_pressure.
 LEFTOVER_SHARE = 1 / 64
+# The pressure floor the admin guide documents: 1/256 of guest memory, at
+# least 4 MiB (taken from the guide, not from the driver's status).
+FLOOR_SHARE = 1 / 256
+FLOOR_MIN = 4 * MiB
 # Busy inflation (page cache in the way) may take at most BUSY_K times the
 # idle inflation of the same size plus BUSY_C seconds.  See
 # test_busy_noop_guard.
@@ -328,7 +332,9 @@ def test_anon_pressure(vm, mode):
     need_min = needed - recl0
     # Given back too much shows as free memory left over beyond where the
     # driver stops (see the docstring): high watermark + pressure floor.
-    stop = int(wm["high"] * MiB) + st0["pressure_floor_pages"] * PAGE_SIZE
+    floor = max(int(mi0["MemTotal"] * 1024 * FLOOR_SHARE) // PAGE_SIZE
+                * PAGE_SIZE, FLOOR_MIN)
+    stop = int(wm["high"] * MiB) + floor
     leftover = [mi["FreeTotal"] * 1024 - stop for _, mi in samples]
     limit = int(vm.ram_bytes * LEFTOVER_SHARE)
     worst = leftover.index(max(leftover))
@@ -342,6 +348,7 @@ def test_anon_pressure(vm, mode):
         "pcp_free_mib_during": [round(p / MiB, 1) for p in pcp],
         "leftover_mib": [round(x / MiB, 1) for x in leftover],
         "leftover_limit_mib": round(limit / MiB, 1),
+        "floor_mib": round(floor / MiB, 1),
         "grown_mib": [round(grown_min / MiB, 1), round(grown_max / MiB, 1)],
         "needed_mib": round(needed / MiB, 1),
         "need_min_mib": round(need_min / MiB, 1),
@@ -379,8 +386,11 @@ def test_anon_pressure(vm, mode):
         "free beyond the high watermark (%s MiB) + pressure floor (%s): " \
         "more than %s (per-cpu lists %s of it): %r" % (
             mib(grown[worst]), HOG_MIB, mib(free0), mib(leftover[worst]),
-            wm["high"], mib(st0["pressure_floor_pages"] * PAGE_SIZE),
-            mib(limit), mib(pcp[worst]), rec)
+            wm["high"], mib(floor), mib(limit), mib(pcp[worst]), rec)
+    assert st0["pressure_floor_pages"] * PAGE_SIZE == floor, \
+        "the driver's pressure floor is %s, the documented one (1/256 of " \
+        "MemTotal, at least 4 MiB) %s" % (
+            mib(st0["pressure_floor_pages"] * PAGE_SIZE), mib(floor))
     released = rec["released"]
     total = released["oom_released_pages"] + released["pressure_released_pages"]
     assert total * PAGE_SIZE >= grown_max, \

@@ -162,6 +162,8 @@ def _wait_htlb_stats(vm, vs, what):
 
 
 @pytest.mark.parity
+@pytest.mark.skip_debug("test_stats (the same stats code; the pool "
+                        "would take the whole guest under KASAN)")
 def test_stats_hugetlb(vm, driver):
     """Hugetlb pages allocated through nr_hugepages show in
     stat-htlb-pgalloc (grows by exactly that many); asking for more huge
