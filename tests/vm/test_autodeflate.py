@@ -275,8 +275,9 @@ def test_anon_pressure(vm, mode):
 
     "Not much more" is bounded on what is left free: while memhog holds
     its memory, free memory (MemFree plus the per-cpu lists) beyond the
-    high watermark plus the driver's pressure floor (pressure_floor_pages,
-    max(RAM/256, 4 MiB)) stays below LEFTOVER_SHARE of RAM (32 MiB).  The
+    high watermark plus the pressure floor (as documented, max(MemTotal /
+    256, 4 MiB); the driver's pressure_floor_pages must equal it) stays
+    below LEFTOVER_SHARE of RAM (32 MiB).  The
     shrinker stops once MemAvailable -- free memory above the watermark
     reserves, i.e. about above the high watermark -- is back at the floor,
     and the OOM notifier gives 4 MiB chunks only when allocations fail
