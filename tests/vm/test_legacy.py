@@ -8,7 +8,8 @@ configuration in the I/O BAR, virtqueues by page frame number, and
 guest-endian fields in the statistics buffer (virtio16/virtio64 with
 VERSION_1 off).  test_legacy_device checks that the device really is
 legacy and inflates/deflates with the largest batches; it runs on every
-kernel, so the debug kernel binds a legacy device once.  Three tests of
+kernel where the legacy device can work: on the debug kernel not with
+its default command line (see needs_io_bar).  Three tests of
 test_oom_on.py run here again (imported: vballoon only, not on the debug
 kernel, see conftest.py): inflate/deflate, stats (the legacy endianness
 of the stats buffer) and deflate on OOM.
@@ -25,6 +26,22 @@ pytestmark = pytest.mark.vm_config(
     balloon_props={"disable-modern": "on", "disable-legacy": "off"})
 
 VIRTIO_F_VERSION_1 = 32
+NO_IO_BAR = ("the debug kernel's pci=noacpi (VBALLOON_DEBUG_CMDLINE) leaves "
+             "a legacy device's I/O BAR unassigned (\"BAR 0 [io size "
+             "0x0040]: failed to assign\", virtio-pci probe error -5); with "
+             "VBALLOON_DEBUG_CMDLINE=acpi=noirq it binds and this test runs")
+
+
+@pytest.fixture(autouse=True)
+def needs_io_bar(kernel):
+    """The legacy transport talks through an I/O port BAR.  Under the
+    debug kernel's pci=noacpi the PCI core cannot claim one (it conflicts
+    with the host bridge window ACPI still reports), so the device never
+    reaches the virtio bus and the boot check would fail: skip before
+    booting.  acpi=noirq also keeps ACPI's _PRT (the reason for
+    pci=noacpi) out of interrupt routing, and there the test passes."""
+    if kernel.builtin_vballoon and "pci=noacpi" in kernel.cmdline.split():
+        pytest.skip(NO_IO_BAR)
 # The driver's upper limit of batch_pages (VB_BATCH_MAX in core.h).
 BATCH_MAX = 32768
 
