@@ -47,6 +47,7 @@ MODULES = {
     "batch": 2.0,
     "autodeflate": 3.0,
     "host": 2.5,
+    "legacy": 2.5,
 }
 # the debug kernel runs vballoon only (half the scenarios) but is ~3x slower
 KERNEL_WEIGHT = {"debug": 1.6}

@@ -12,7 +12,7 @@ import pytest
 
 from harness.console import EXPECT_BEGIN, EXPECT_END, OOM_PATTERNS, \
     find_bad_lines
-from harness.units import MiB, mib
+from harness.units import PAGE_SIZE, MiB, mib
 from harness.workloads import finish_hog, squeeze, start_hog
 from test_oom_on import (test_burst_of_targets,  # noqa: F401 (repeats)
                          test_inflate_half_and_back,
@@ -93,3 +93,142 @@ def test_pressure_falls_back_to_off(vm):
                   "the warning %r in dmesg" % want,
                   lambda: "console since load: %r" %
                   vm.console()[mark:][-2000:])
+
+
+# -- module parameters -------------------------------------------------------
+
+PARAMS = "/sys/module/vballoon/parameters"
+SAME_CHECK = "batch_pages=0 (the same range check)"
+
+
+@pytest.mark.parametrize("name,value,default,message", [
+    ("batch_pages", "0", 4096,
+     "batch_pages=0 out of range 1-32768, using 4096"),
+    pytest.param("batch_pages", "40000", 4096,
+                 "batch_pages=40000 out of range 1-32768, using 4096",
+                 marks=pytest.mark.skip_debug(SAME_CHECK)),
+    pytest.param("oom_pages", "999999", 1024,
+                 "oom_pages=999999 out of range 1-32768, using 1024",
+                 marks=pytest.mark.skip_debug(SAME_CHECK)),
+    # not in debugfs status: only the message shows the value in force
+    pytest.param("pressure_hold_ms", "600001", None,
+                 "pressure_hold_ms=600001 above 600000, using 10000",
+                 marks=pytest.mark.skip_debug(SAME_CHECK)),
+], ids=["batch_pages=0", "batch_pages=40000", "oom_pages=999999",
+         "pressure_hold_ms=600001"])
+def test_param_out_of_range(vm, name, value, default, message):
+    """A value out of range: the device binds, the default is in force
+    (debugfs status), and the warning says so once for the probe; a plain
+    load afterwards warns no more."""
+    mark = len(vm.console())
+    dev = vm.load("vballoon", "%s=%s" % (name, value))
+    want = "vballoon %s: %s" % (dev, message)
+    vm.wait_until(lambda: want in vm.console()[mark:], 30, 0.5,
+                  "the warning %r on the console" % want,
+                  lambda: "console since load: %r" %
+                  vm.console()[mark:][-2000:])
+    st = vm.vballoon_status(dev)
+    if default is not None:
+        assert st[name] == default, \
+            "%s=%s is out of range, yet status says %s %s (default %d)" % (
+                name, value, name, st[name], default)
+    vm.unload("vballoon")
+    vm.load("vballoon")
+    st = vm.vballoon_status(dev)
+    if default is not None:
+        assert st[name] == default, st
+    log = vm.console()[mark:]
+    assert log.count(message) == 1, \
+        "%r %d times on the console for one probe with %s=%s and one " \
+        "without: %r" % (message, log.count(message), name, value, log)
+
+
+@pytest.mark.parametrize("name,value,message", [
+    # the driver's own setter refuses it (and says which values work)
+    ("autodeflate", "bogus",
+     "vballoon: autodeflate=bogus: use off, oom, pressure or auto"),
+    # the kernel's parser refuses a malformed number (insmod only: a
+    # write to sysfs just fails, as the shell reports)
+    pytest.param("batch_pages", "abc",
+                 "vballoon: `abc' invalid for parameter `batch_pages'",
+                 marks=pytest.mark.skip_debug(
+                     "autodeflate=bogus (a parameter write refused)")),
+], ids=["autodeflate=bogus", "batch_pages=abc"])
+def test_param_rejected(vm, name, value, message):
+    """A value the parameter cannot take: loading fails with a kernel
+    message naming it, nothing stays loaded (built in: the parameter
+    keeps its value, nothing is bound), and a plain load works."""
+    mark = len(vm.console())
+    if vm.kernel.builtin_vballoon:
+        rc, out = _write_refused(vm, name, value)
+    else:
+        rc, out = vm.run("modload vballoon %s=%s" % (name, value))
+    assert rc != 0, "%s=%s was accepted: %s" % (name, value, out)
+    assert not vm.loaded("vballoon"), \
+        "loading vballoon with %s=%s failed but left it loaded" % (
+            name, value)
+    assert not vm.bound_devices("vballoon"), \
+        "%s=%s refused, yet vballoon bound the balloon" % (name, value)
+    vm.wait_until(lambda: message in vm.console()[mark:], 30, 0.5,
+                  "the message %r on the console" % message,
+                  lambda: "console since: %r, command output %r" % (
+                      vm.console()[mark:][-2000:], out))
+    # once per attempt to load; busybox insmod makes two (finit_module,
+    # then init_module when that was refused), a sysfs write one
+    attempts = 1 if vm.kernel.builtin_vballoon else 2
+    said = vm.console()[mark:].count(message)
+    assert 1 <= said <= attempts, "%r said %d times for %d attempt(s) to " \
+        "load" % (message, said, attempts)
+    dev = vm.load("vballoon")
+    st = vm.vballoon_status(dev)
+    assert st["autodeflate"] == "off" and st["batch_pages"] == 4096, st
+    if name == "autodeflate" and not vm.kernel.builtin_vballoon:
+        # the same setter through sysfs, as on the debug kernel: the
+        # written value ends in a newline, the message is still one line
+        mark = len(vm.console())
+        _write_refused(vm, name, value)
+        vm.wait_until(lambda: message in vm.console()[mark:], 30, 0.5,
+                      "the message %r on the console after a sysfs write"
+                      % message, lambda: vm.console()[mark:][-2000:])
+
+
+def _write_refused(vm, name, value):
+    """Write `value` to vballoon's parameter `name` in sysfs: the write
+    must fail and leave the parameter as it was; returns (rc, output)."""
+    before = vm.check("cat %s/%s" % (PARAMS, name)).strip()
+    rc, out = vm.run("echo %s > %s/%s" % (value, PARAMS, name))
+    after = vm.check("cat %s/%s" % (PARAMS, name)).strip()
+    assert rc != 0, "writing %s=%s to sysfs succeeded" % (name, value)
+    assert after == before, "writing %s=%s changed the parameter: %r -> " \
+        "%r" % (name, value, before, after)
+    return rc, out
+
+
+def test_huge_blocks_off(vm):
+    """huge_blocks=0: inflation takes single pages only (no 2 MiB block
+    counted); the default, on the same guest, does count blocks -- so the
+    counter can tell."""
+    size = 256 * MiB
+    dev = vm.load("vballoon", "huge_blocks=0")
+    st0 = vm.vballoon_status(dev)
+    assert st0["huge_blocks"] == 0, \
+        "loaded with huge_blocks=0, status says huge_blocks %s" % (
+            st0["huge_blocks"])
+    vm.inflate(size)
+    st1 = vm.vballoon_status(dev)
+    vm.inflate(0)
+    vm.unload("vballoon")
+    dev = vm.load("vballoon")
+    st2 = vm.vballoon_status(dev)
+    assert st2["huge_blocks"] == 1, st2
+    vm.inflate(size)
+    st3 = vm.vballoon_status(dev)
+    pages = size // PAGE_SIZE
+    assert st1["inflated_pages"] - st0["inflated_pages"] == pages, st1
+    assert st1["inflated_blocks"] == st0["inflated_blocks"], \
+        "huge_blocks=0 inflated %d 2 MiB blocks" % (
+            st1["inflated_blocks"] - st0["inflated_blocks"])
+    assert st3["inflated_blocks"] - st2["inflated_blocks"] > 0, \
+        "the default (huge_blocks=1) inflated %d pages without a 2 MiB " \
+        "block: the check above proves nothing" % (
+            st3["inflated_pages"] - st2["inflated_pages"])

@@ -78,8 +78,9 @@ static int vb_autodeflate_set(const char *val, const struct kernel_param *kp)
 	int mode = vb_parse_autodeflate(val);
 
 	if (mode == -EINVAL) {
-		pr_warn("vballoon: autodeflate=%s: use off, oom, pressure or auto\n",
-			val);
+		/* a sysfs write ends in a newline: keep the message on one line */
+		pr_warn("vballoon: autodeflate=%.*s: use off, oom, pressure or auto\n",
+			(int)strcspn(val, "\n"), val);
 		return -EINVAL;
 	}
 	*(int *)kp->arg = mode;
