@@ -2,12 +2,7 @@
 """Device life-cycle paths only QEMU can drive (one boot per kernel,
 deflate-on-oom=off, so MemTotal counts every ballooned page exactly).
 
-1. Suspend to RAM with an inflated balloon: while the guest sleeps the
-   host sees the balloon empty (freeze gave every page back and told the
-   host); after QMP `system_wakeup` the driver inflates to the standing
-   target again (restore), QEMU, the driver and MemTotal agree to the
-   page, and ballooning works afterwards.
-2. Removal of the balloon device with 1 GiB inflated: every page back
+1. Removal of the balloon device with 1 GiB inflated: every page back
    (MemTotal to the page, free memory), then a new device is added and
    ballooned.  On the Debian kernels QMP `device_del` / `device_add`
    (ACPI PCI hotplug: acpiphp is built in, QEMU 7.2's i440fx offers
@@ -16,10 +11,18 @@ deflate-on-oom=off, so MemTotal counts every ballooned page exactly).
    (sysfs `remove`, then `rescan`): the same vb_remove() under KASAN,
    lockdep and kmemleak (the end-of-boot kmemleak scan covers the freed
    device).
-3. Compaction moves balloon pages: free memory is made single-page holes
+2. Compaction moves balloon pages: free memory is made single-page holes
    around balloon pages, then huge pages are asked for; more huge pages
    appear than there are 2 MiB blocks free of balloon pages, the
    driver's migrated_pages moves and QEMU's `actual` does not.
+3. Suspend to RAM with an inflated balloon: while the guest sleeps the
+   host sees the balloon empty (freeze gave every page back and told the
+   host); after QMP `system_wakeup` the driver inflates to the standing
+   target again (restore), QEMU, the driver and MemTotal agree to the
+   page, and ballooning works afterwards (debug kernel: it boots
+   pci=noacpi, and after resume the balloon's interrupt is not routed
+   any more, so there the driver is unbound after resume instead, every
+   page back).  Last in the module for that reason.
 
 Hibernation is not tested: it needs a swap device and the debug kernel
 has no HIBERNATION; the driver's freeze/restore are the same functions.
@@ -71,61 +74,6 @@ def _balloon_cycle(vm, dev, total0_kb, free0, size, what):
     vm.inflate(0)
     _views(vm, dev, total0_kb, None, 0)
     vm.wait_meminfo("FreeTotal", free0, "free memory back " + what)
-
-
-def test_suspend_resume_inflated(vm):
-    states = vm.check("cat /sys/power/state").split()
-    assert "mem" in states, "the guest offers no suspend to RAM " \
-        "(/sys/power/state: %s); QEMU's PIIX4_PM has disable_s3=0" % states
-    # "deep" is ACPI S3, where devices are frozen and QEMU stops the guest
-    if "deep" in vm.run("cat /sys/power/mem_sleep")[1]:
-        vm.check("echo deep > /sys/power/mem_sleep")
-    dev = vm.load("vballoon")
-    base = vm.vballoon_status(dev)
-    mi = vm.meminfo()
-    total0_kb, free0 = mi["MemTotal"], mi["FreeTotal"] * 1024
-    size = 768 * MiB
-    vm.inflate(size)
-    _views(vm, dev, total0_kb, base, size)
-    free_inflated = vm.free_bytes()
-
-    mark = len(vm.console())
-    # The agent is frozen too: start the suspend only once it has sent
-    # this command's answer (it deletes /tmp/.vbout after sending).
-    vm.check("(n=0; while [ -e /tmp/.vbout ] && [ $n -lt 300 ]; do "
-             "sleep 0.1; n=$((n+1)); done; echo mem > /sys/power/state; "
-             "echo $? > /tmp/s3.rc) </dev/null >/tmp/s3.log 2>&1 &")
-    vm.wait_until(lambda: vm.qmp("query-status")["status"] == "suspended",
-                  120, 0.2, "QEMU to report the guest suspended",
-                  lambda: "status %s; console:\n%s" % (
-                      vm.qmp("query-status")["status"], vm.console_tail(10)))
-    # freeze deflated the whole balloon and told the host before reset
-    asleep = vm.query_balloon()
-    vm.qmp("system_wakeup")
-    # Bytes sent to ttyS1 before the UART is resumed are lost: wait for
-    # the kernel's last word on resume before talking to the agent.
-    vm.wait_until(lambda: SUSPEND_EXIT in vm.console()[mark:], 120, 0.5,
-                  "the guest to resume (%r on the console)" % SUSPEND_EXIT,
-                  lambda: vm.console_tail(10))
-    out = vm.check("cat /tmp/s3.rc /tmp/s3.log")
-    assert out.split()[:1] == ["0"], "echo mem > /sys/power/state: %s" % out
-    assert asleep == vm.ram_bytes, \
-        "while suspended QEMU saw a balloon of %s, not 0: freeze did not " \
-        "give the pages back" % mib(vm.ram_bytes - asleep)
-
-    # restore: the driver takes the standing target again by itself
-    vm.wait_balloon(size)
-    st = _views(vm, dev, total0_kb, base, size)
-    deflated = st["deflated_pages"] - base["deflated_pages"]
-    inflated = st["inflated_pages"] - base["inflated_pages"]
-    assert deflated == size // PAGE_SIZE and inflated == 2 * deflated, \
-        "suspend/resume of a %d-page balloon: %d pages deflated, %d " \
-        "inflated in all (want %d and %d: freeze empties it, restore " \
-        "refills it)" % (size // PAGE_SIZE, deflated, inflated,
-                         size // PAGE_SIZE, 2 * size // PAGE_SIZE)
-    vm.wait_meminfo("FreeTotal", free_inflated,
-                    "free memory after resume as before suspend")
-    _balloon_cycle(vm, dev, total0_kb, free0, GiB, "after resume")
 
 
 def _qmp_events(vm, name, since):
@@ -193,9 +141,14 @@ def test_remove_inflated_device(vm):
     devs = vm.wait_until(lambda: vm.bound_devices("vballoon"), 120, 0.5,
                          "vballoon to bind the added balloon device")
     dev = devs[0]
-    st = vm.vballoon_status(dev)
-    assert st["inflated_pages"] == 0 and st["balloon_pages"] == 0, \
-        "the new device starts with a balloon: %s" % st
+    # device_add: a new device, target 0.  rescan: the same QEMU device,
+    # whose standing 1 GiB target the new probe takes from scratch.
+    standing = GiB if builtin else 0
+    vm.wait_balloon(standing)
+    st = _views(vm, dev, total0_kb, None, standing)
+    assert st["inflated_pages"] == standing // PAGE_SIZE and \
+        st["deflated_pages"] == 0, \
+        "the new device did not start from an empty balloon: %s" % st
     _balloon_cycle(vm, dev, total0_kb, free0, 512 * MiB,
                    "on the re-added device")
 
@@ -220,22 +173,23 @@ def test_compaction_moves_balloon_pages(vm):
     dev = vm.load("vballoon", "huge_blocks=0")
     mi = vm.meminfo()
     total0_kb, free0 = mi["MemTotal"], mi["FreeTotal"] * 1024
-    # frag maps FRAG and frees every other page; the balloon then takes
+    # frag maps frag_mib and frees every 4th page; the balloon then takes
     # those holes (single-page allocations take order-0 free pages first)
-    # and frag exits: each 2 MiB block of that range is half balloon
-    # pages, half free.
-    frag_mib = 1400
-    assert free0 >= (frag_mib + 300) * MiB, "only %s free" % mib(free0)
+    # and frag exits: each 2 MiB block of that range holds a quarter
+    # balloon pages, the rest free.  (The debug kernel has ~300 MiB less
+    # free: KASAN's shadow.)
+    frag_mib = min(1400, free0 // MiB - 300)
+    assert frag_mib >= 1000, "only %s free" % mib(free0)
     proactive = _sysctl(vm, "compaction_proactiveness", 0)
     try:
         vm.check("(sh -c 'echo 1000 > /proc/self/oom_score_adj && exec frag "
-                 "%d 2' > /tmp/frag.log 2>&1; echo $? > /tmp/frag.rc) "
+                 "%d 4' > /tmp/frag.log 2>&1; echo $? > /tmp/frag.rc) "
                  "</dev/null >/dev/null 2>&1 &" % frag_mib)
         vm.wait_until(lambda: vm.run("grep -q ready /tmp/frag.log || "
                                      "test -e /tmp/frag.rc")[0] == 0,
                       600, 0.5, "frag to fragment",
                       lambda: vm.run("cat /tmp/frag.log")[1])
-        size = frag_mib // 2 * MiB
+        size = frag_mib // 4 * MiB
         vm.inflate(size)
         vm.check("kill $(pidof frag)")
         vm.wait_until(lambda: vm.run("test -e /tmp/frag.rc")[0] == 0, 120,
@@ -288,3 +242,75 @@ def test_compaction_moves_balloon_pages(vm):
     vm.inflate(0)
     _views(vm, dev, total0_kb, None, 0)
     vm.wait_meminfo("FreeTotal", free0, "free memory back after deflating")
+
+
+# Last in the module: on the debug kernel the balloon gets no interrupt
+# after a suspend (see below), so nothing may balloon after it there.
+def test_suspend_resume_inflated(vm):
+    states = vm.check("cat /sys/power/state").split()
+    assert "mem" in states, "the guest offers no suspend to RAM " \
+        "(/sys/power/state: %s); QEMU's PIIX4_PM has disable_s3=0" % states
+    # "deep" is ACPI S3, where devices are frozen and QEMU stops the guest
+    if "deep" in vm.run("cat /sys/power/mem_sleep")[1]:
+        vm.check("echo deep > /sys/power/mem_sleep")
+    dev = vm.load("vballoon")
+    base = vm.vballoon_status(dev)
+    mi = vm.meminfo()
+    total0_kb, free0 = mi["MemTotal"], mi["FreeTotal"] * 1024
+    size = 768 * MiB
+    vm.inflate(size)
+    _views(vm, dev, total0_kb, base, size)
+    free_inflated = vm.free_bytes()
+
+    mark = len(vm.console())
+    # The agent is frozen too: start the suspend only once it has sent
+    # this command's answer (it deletes /tmp/.vbout after sending).
+    vm.check("(n=0; while [ -e /tmp/.vbout ] && [ $n -lt 300 ]; do "
+             "sleep 0.1; n=$((n+1)); done; echo mem > /sys/power/state; "
+             "echo $? > /tmp/s3.rc) </dev/null >/tmp/s3.log 2>&1 &")
+    vm.wait_until(lambda: vm.qmp("query-status")["status"] == "suspended",
+                  120, 0.2, "QEMU to report the guest suspended",
+                  lambda: "status %s; console:\n%s" % (
+                      vm.qmp("query-status")["status"], vm.console_tail(10)))
+    # freeze deflated the whole balloon and told the host before reset
+    asleep = vm.query_balloon()
+    vm.qmp("system_wakeup")
+    # Bytes sent to ttyS1 before the UART is resumed are lost: wait for
+    # the kernel's last word on resume before talking to the agent.
+    vm.wait_until(lambda: SUSPEND_EXIT in vm.console()[mark:], 120, 0.5,
+                  "the guest to resume (%r on the console)" % SUSPEND_EXIT,
+                  lambda: vm.console_tail(10))
+    out = vm.check("cat /tmp/s3.rc /tmp/s3.log")
+    assert out.split()[:1] == ["0"], "echo mem > /sys/power/state: %s" % out
+    assert asleep == vm.ram_bytes, \
+        "while suspended QEMU saw a balloon of %s, not 0: freeze did not " \
+        "give the pages back" % mib(vm.ram_bytes - asleep)
+
+    # restore: the driver takes the standing target again by itself
+    vm.wait_balloon(size)
+    st = _views(vm, dev, total0_kb, base, size)
+    deflated = st["deflated_pages"] - base["deflated_pages"]
+    inflated = st["inflated_pages"] - base["inflated_pages"]
+    assert deflated == size // PAGE_SIZE and inflated == 2 * deflated, \
+        "suspend/resume of a %d-page balloon: %d pages deflated, %d " \
+        "inflated in all (want %d and %d: freeze empties it, restore " \
+        "refills it)" % (size // PAGE_SIZE, deflated, inflated,
+                         size // PAGE_SIZE, 2 * size // PAGE_SIZE)
+    vm.wait_meminfo("FreeTotal", free_inflated,
+                    "free memory after resume as before suspend")
+    if vm.kernel.builtin_vballoon:
+        # pci=noacpi: the kernel does not restore the PIIX3 interrupt
+        # routing QEMU's wakeup reset cleared, so the balloon's INTx (the
+        # config-change interrupt) is dead for the rest of this boot; the
+        # restore above needed none (it queues its own update, and TCG
+        # completes a kick before it returns).  What can still run: the
+        # driver's removal after resume, every page back.
+        print("LIFECYCLE-NOTE debug kernel: new targets after resume not "
+              "checked (no interrupt routing after S3 with pci=noacpi)")
+        vm.unload("vballoon")
+        assert vm.meminfo()["MemTotal"] == total0_kb, \
+            "unbinding after resume left MemTotal at %d kB, not %d kB" % (
+                vm.meminfo()["MemTotal"], total0_kb)
+        vm.wait_meminfo("FreeTotal", free0, "free memory back after unbind")
+        return
+    _balloon_cycle(vm, dev, total0_kb, free0, GiB, "after resume")
