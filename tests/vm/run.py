@@ -45,7 +45,7 @@ MODULES = {
     "oom_off": 2.2,
     "batch": 2.0,
     "autodeflate": 3.0,
-    "lifecycle": 2.0,
+    "lifecycle": 1.4,
 }
 # the debug kernel runs vballoon only (half the scenarios) but is ~3x slower
 KERNEL_WEIGHT = {"debug": 1.6}
