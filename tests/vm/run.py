@@ -48,6 +48,7 @@ MODULES = {
     "autodeflate": 3.0,
     "host": 2.5,
     "legacy": 2.5,
+    "lifecycle": 1.4,
 }
 # the debug kernel runs vballoon only (half the scenarios) but is ~3x slower
 KERNEL_WEIGHT = {"debug": 1.6}
