@@ -26,6 +26,7 @@ import pytest
 from harness import host
 from harness.console import OOM_PATTERNS
 from harness.units import PAGE_SIZE, MiB, mib
+from harness.workloads import start_victim, wait_victim_exit
 
 pytestmark = pytest.mark.vm_config("batch", deflate_on_oom=False,
                                    trace=True)
@@ -140,14 +141,10 @@ def test_fragmented_guest_falls_back_to_small_pages(vm):
         vm.check("echo 0 > /proc/sys/vm/compaction_proactiveness")
     # frag is the OOM killer's favourite (the agent is protected), so a
     # mistake here kills frag instead of panicking the guest
-    vm.check("(sh -c 'echo 1000 > /proc/self/oom_score_adj && exec frag %d 2'"
-             " > /tmp/frag.log 2>&1; echo $? > /tmp/frag.rc) </dev/null "
-             ">/dev/null 2>&1 &" % frag_mib)
-    vm.wait_until(lambda: vm.run("grep -q ready /tmp/frag.log || "
-                                 "test -e /tmp/frag.rc")[0] == 0, 900, 0.5,
-                  "frag to finish fragmenting",
-                  lambda: vm.run("cat /tmp/frag.log")[1])
-    log = vm.run("cat /tmp/frag.log")[1]
+    start_victim(vm, "frag", "%d 2" % frag_mib,
+                 "grep -q ready /tmp/frag.out", 900,
+                 "frag to finish fragmenting")
+    log = vm.run("cat /tmp/frag.out")[1]
     assert "ready" in log, "frag failed: %s" % log
     free_after = vm.meminfo()["FreeTotal"] * 1024
     assert free_after >= (free_mib - frag_mib // 2 - 100) * MiB, \
@@ -179,8 +176,7 @@ def test_fragmented_guest_falls_back_to_small_pages(vm):
            if ALLOC_FAILURE in ln or any(p in ln for p in OOM_PATTERNS)]
     assert not bad, "while inflating a fragmented guest:\n" + "\n".join(bad)
     vm.check("kill $(pidof frag)")
-    vm.wait_until(lambda: vm.run("test -e /tmp/frag.rc")[0] == 0, 120, 0.5,
-                  "frag to exit")
+    wait_victim_exit(vm, "frag")
     vm.set_balloon_size(0)
     vm.wait_balloon(0)
     _consistent(vm, dev, total0_kb, base, 0)

@@ -35,6 +35,7 @@ from harness import host
 from harness.console import find_bad_lines
 from harness.units import GiB, MiB, PAGE_SIZE, mib
 from harness.vm import make_vm
+from harness.workloads import start_victim, victim_ended
 
 pytestmark = pytest.mark.vm_config("host", deflate_on_oom=False,
                                    extra_helpers=("pattern",))
@@ -97,16 +98,11 @@ PATTERN_MIB = 256
 def start_pattern(vm, size_mib):
     """Start `pattern size_mib` in the background (the OOM killer's
     favourite, like memhog); returns once its data is written."""
-    vm.check("rm -f /tmp/pat.*; (sh -c 'echo 1000 > /proc/self/"
-             "oom_score_adj && exec pattern -r /tmp/pat.ready %d' "
-             ">/tmp/pat.out 2>&1; echo $? >/tmp/pat.rc) </dev/null "
-             ">/dev/null 2>&1 &" % size_mib)
-    vm.wait_until(lambda: vm.run("test -e /tmp/pat.ready || "
-                                 "test -e /tmp/pat.rc")[0] == 0, 300, 0.5,
-                  "pattern to write its data",
-                  lambda: vm.run("cat /tmp/pat.out")[1])
-    out = vm.check("cat /tmp/pat.out")
-    assert vm.run("test -e /tmp/pat.ready")[0] == 0, \
+    start_victim(vm, "pattern", "-r /tmp/pattern.ready %d" % size_mib,
+                 "test -e /tmp/pattern.ready", 300,
+                 "pattern to write its data")
+    out = vm.check("cat /tmp/pattern.out")
+    assert vm.run("test -e /tmp/pattern.ready")[0] == 0, \
         "pattern did not start: %s" % out
 
 
@@ -117,9 +113,8 @@ def check_pattern(vm, n):
     got = {}
 
     def done():
-        got["out"] = vm.check("cat /tmp/pat.out")
-        return "check %d:" % n in got["out"] or \
-            vm.run("test -e /tmp/pat.rc")[0] == 0
+        got["out"] = vm.check("cat /tmp/pattern.out")
+        return "check %d:" % n in got["out"] or victim_ended(vm, "pattern")
     vm.wait_until(done, 120, 0.5, "pattern's check %d" % n,
                   lambda: got.get("out"))
     line = [ln for ln in got["out"].splitlines() if "check %d:" % n in ln]

@@ -36,6 +36,7 @@ import pytest
 from harness.errors import QMPError
 from harness.qemu import BALLOON_ID
 from harness.units import PAGE_SIZE, GiB, MiB, mib
+from harness.workloads import start_victim, wait_victim_exit
 
 pytestmark = pytest.mark.vm_config("lifecycle", deflate_on_oom=False,
                                    extra_helpers=("kpfblocks",))
@@ -182,18 +183,12 @@ def test_compaction_moves_balloon_pages(vm):
     assert frag_mib >= 1000, "only %s free" % mib(free0)
     proactive = _sysctl(vm, "compaction_proactiveness", 0)
     try:
-        vm.check("(sh -c 'echo 1000 > /proc/self/oom_score_adj && exec frag "
-                 "%d 4' > /tmp/frag.log 2>&1; echo $? > /tmp/frag.rc) "
-                 "</dev/null >/dev/null 2>&1 &" % frag_mib)
-        vm.wait_until(lambda: vm.run("grep -q ready /tmp/frag.log || "
-                                     "test -e /tmp/frag.rc")[0] == 0,
-                      600, 0.5, "frag to fragment",
-                      lambda: vm.run("cat /tmp/frag.log")[1])
+        start_victim(vm, "frag", "%d 4" % frag_mib,
+                     "grep -q ready /tmp/frag.out", 600, "frag to fragment")
         size = frag_mib // 4 * MiB
         vm.inflate(size)
         vm.check("kill $(pidof frag)")
-        vm.wait_until(lambda: vm.run("test -e /tmp/frag.rc")[0] == 0, 120,
-                      0.5, "frag to exit")
+        wait_victim_exit(vm, "frag")
         before = vm.vballoon_status(dev)
         blocks = _kpfblocks(vm)
         assert blocks["balloon_pages"] == before["balloon_pages"], \

@@ -9,31 +9,49 @@ from harness.console import (EXPECT_BEGIN, EXPECT_END, OOM_PATTERNS,
 from harness.units import MiB, mib
 
 
+def start_victim(vm, name, args, ready, timeout, what, interval=0.5,
+                 describe=None):
+    """Start guest program `name args` in the background as the OOM
+    killer's favourite, its output in /tmp/NAME.out and its exit code, once
+    it ends, in /tmp/NAME.rc; returns once the shell test `ready` succeeds
+    or the program ended (the caller tells which)."""
+    # only the program is made the OOM killer's favourite; the subshell
+    # that records its exit code keeps the agent's protection
+    vm.check("rm -f /tmp/%s.*; (sh -c 'echo 1000 > /proc/self/oom_score_adj"
+             " && exec %s %s' >/tmp/%s.out 2>&1; echo $? >/tmp/%s.rc) "
+             "</dev/null >/dev/null 2>&1 &" % (name, name, args, name, name))
+    vm.wait_until(lambda: vm.run("%s || test -e /tmp/%s.rc" % (
+        ready, name))[0] == 0, timeout, interval, what,
+        describe or (lambda: vm.run("cat /tmp/%s.out" % name)[1]))
+
+
+def victim_ended(vm, name):
+    """The program start_victim started has exited."""
+    return vm.run("test -e /tmp/%s.rc" % name)[0] == 0
+
+
+def wait_victim_exit(vm, name, timeout=120):
+    vm.wait_until(lambda: victim_ended(vm, name), timeout, 0.5,
+                  "%s to exit" % name)
+
+
 def start_hog(vm, size_mib, options=""):
     """Start `memhog [options] size_mib` in the background, killable by the
     OOM killer (the agent itself is protected); returns once all its memory
     is touched, or it ended."""
-    # only memhog itself is made the OOM killer's favourite; the subshell
-    # that records its exit code keeps the agent's protection
-    vm.check("rm -f /tmp/hog.*; (sh -c 'echo 1000 > /proc/self/oom_score_adj"
-             " && exec memhog %s -r /tmp/hog.ready -H 600 %d' >/tmp/hog.out"
-             " 2>&1; echo $? >/tmp/hog.rc) </dev/null >/dev/null 2>&1 &" % (
-                 options, size_mib))
-    vm.wait_until(lambda: vm.run("test -e /tmp/hog.ready || "
-                                 "test -e /tmp/hog.rc")[0] == 0,
-                  900, 1, "memhog %d to touch all its memory or end"
-                  % size_mib,
-                  lambda: "memhog output: %r, %s" % (
-                      vm.run("cat /tmp/hog.out")[1], vm.describe_balloon()))
+    start_victim(vm, "memhog", "%s -r /tmp/memhog.ready -H 600 %d" % (
+        options, size_mib), "test -e /tmp/memhog.ready", 900,
+        "memhog %d to touch all its memory or end" % size_mib, interval=1,
+        describe=lambda: "memhog output: %r, %s" % (
+            vm.run("cat /tmp/memhog.out")[1], vm.describe_balloon()))
 
 
 def finish_hog(vm):
     """Release memhog; returns (rc, output)."""
     vm.run("killall -USR1 memhog")
-    vm.wait_until(lambda: vm.run("test -e /tmp/hog.rc")[0] == 0, 120, 0.5,
-                  "memhog to exit")
-    return (int(vm.check("cat /tmp/hog.rc").strip()),
-            vm.check("cat /tmp/hog.out"))
+    wait_victim_exit(vm, "memhog")
+    return (int(vm.check("cat /tmp/memhog.rc").strip()),
+            vm.check("cat /tmp/memhog.out"))
 
 
 def oom_kill_hog(vm, size_mib):
