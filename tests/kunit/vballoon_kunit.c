@@ -85,12 +85,7 @@ static const struct vbt_target vbt_targets[] = {
 	{ "64K_u32_max", VBT_SHIFT_64K, U32_MAX, VBT_64K_PAGES_IN_16T },
 };
 
-static void vbt_target_desc(const struct vbt_target *p, char *desc)
-{
-	strscpy(desc, p->name, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(vbt_target, vbt_targets, vbt_target_desc);
+KUNIT_ARRAY_PARAM_DESC(vbt_target, vbt_targets, name);
 
 /* The host's target in frames, as guest pages, rounded up. */
 static void vbt_target_pages(struct kunit *test)
@@ -124,12 +119,7 @@ static const struct vbt_actual vbt_actuals[] = {
 	{ "64K_ulong_max", VBT_SHIFT_64K, ULONG_MAX, U32_MAX },
 };
 
-static void vbt_actual_desc(const struct vbt_actual *p, char *desc)
-{
-	strscpy(desc, p->name, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(vbt_actual, vbt_actuals, vbt_actual_desc);
+KUNIT_ARRAY_PARAM_DESC(vbt_actual, vbt_actuals, name);
 
 /* The guest pages held, as the frames reported to the host, saturating. */
 static void vbt_actual_frames(struct kunit *test)
@@ -154,12 +144,7 @@ static const struct vbt_diff vbt_diffs[] = {
 	{ "deflate_max", 0, ULONG_MAX, -LONG_MAX },
 };
 
-static void vbt_diff_desc(const struct vbt_diff *p, char *desc)
-{
-	strscpy(desc, p->name, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(vbt_diff, vbt_diffs, vbt_diff_desc);
+KUNIT_ARRAY_PARAM_DESC(vbt_diff, vbt_diffs, name);
 
 static void vbt_pages_diff(struct kunit *test)
 {
@@ -207,12 +192,7 @@ static const struct vbt_pfn vbt_pfns[] = {
 	{ "64K_ulong_max", VBT_SHIFT_64K, ULONG_MAX, -ERANGE },
 };
 
-static void vbt_pfn_desc(const struct vbt_pfn *p, char *desc)
-{
-	strscpy(desc, p->name, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(vbt_pfn, vbt_pfns, vbt_pfn_desc);
+KUNIT_ARRAY_PARAM_DESC(vbt_pfn, vbt_pfns, name);
 
 #define VBT_POISON	0xa5a5a5a5
 
@@ -355,12 +335,7 @@ static const struct vbt_event_stat vbt_event_stats[] = {
 	{ "direct_reclaim", VBALLOON_S_DIRECT_RECLAIM, PGSTEAL_DIRECT, true },
 };
 
-static void vbt_event_stat_desc(const struct vbt_event_stat *p, char *desc)
-{
-	strscpy(desc, p->name, KUNIT_PARAM_DESC_SIZE);
-}
-
-KUNIT_ARRAY_PARAM(vbt_event_stat, vbt_event_stats, vbt_event_stat_desc);
+KUNIT_ARRAY_PARAM_DESC(vbt_event_stat, vbt_event_stats, name);
 
 /* Each event statistic is its counter, times the page size if in bytes. */
 static void vbt_stats_from_events(struct kunit *test)
