@@ -50,6 +50,7 @@ MODULES = {
     "host": (201, 217),
     "legacy": (95, 1),
     "lifecycle": (114, 428),
+    "mmio": (85, 1),
 }
 JOB_TIMEOUT = 60 * 60
 
