@@ -195,8 +195,9 @@ void vb_queue_update(struct vballoon *vb, unsigned long delay)
 }
 
 /*
- * The host may have moved the target (a configuration change, or the
- * device starting).  Deflation starts at once; inflation keeps a
+ * The host may have moved the target (a configuration change, through
+ * the config work since configuration reads may sleep, or the device
+ * starting).  Deflation starts at once; inflation keeps a
  * back-off already pending, so that a storm of configuration interrupts
  * cannot make the driver hammer an allocator that just failed.  While
  * the balloon moves it holds a wakeup reference, so that an autosleeping
@@ -221,6 +222,11 @@ void vb_target_changed(struct vballoon *vb)
 					   &vb->update_work, 0);
 	}
 	spin_unlock_irqrestore(&vb->stop_lock, flags);
+}
+
+void vb_config_work_fn(struct work_struct *work)
+{
+	vb_target_changed(container_of(work, struct vballoon, config_work));
 }
 
 /* The balloon reached its target, or cannot move: drop the wakeup. */
@@ -683,6 +689,7 @@ int vb_balloon_init(struct vballoon *vb)
 	vb_queue_init(&vb->inflate_q);
 	vb_queue_init(&vb->deflate_q);
 	INIT_DELAYED_WORK(&vb->update_work, vb_update_work_fn);
+	INIT_WORK(&vb->config_work, vb_config_work_fn);
 	balloon_devinfo_init(&vb->b_dev_info);
 #ifdef CONFIG_BALLOON_COMPACTION
 	vb->b_dev_info.migratepage = vb_migratepage;

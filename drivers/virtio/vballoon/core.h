@@ -103,7 +103,7 @@ enum vb_counter {
 	VB_CNT_DEFLATE_HOST_US,		/* waiting for the host, deflating */
 	VB_CNT_DESCRIPTORS,		/* descriptors (<= 256 frames) sent */
 	VB_CNT_OOM_CALLS,		/* OOM notifier calls */
-	VB_CNT_OOM_SLOW_CALLS,		/* of those, 10 ms or longer */
+	VB_CNT_OOM_SLOW_CALLS,		/* of those, waiting 10 ms or longer */
 	VB_CNT_HOST_TIMEOUTS,		/* releases that gave up on the host */
 	VB_CNT_ABANDONED,		/* requests given up while stopping */
 	VB_CNT_UNTOLD_PAGES,		/* pages taken back from a lost host */
@@ -228,6 +228,11 @@ struct vballoon {
 
 	/* Moves the balloon toward the host's target; queued under @stop_lock. */
 	struct delayed_work update_work;
+	/*
+	 * Reads a new target after a configuration interrupt (configuration
+	 * reads may sleep); queued under @stop_lock.
+	 */
+	struct work_struct config_work;
 
 	struct mutex inflate_lock;	/* see the lock list above */
 	struct vb_req inflate_req;	/* protected by @inflate_lock */
@@ -296,6 +301,7 @@ struct vballoon {
 	/* Atomics, no lock; indexed by enum vb_counter. */
 	atomic64_t counters[VB_CNT_NR];
 	atomic64_t oom_max_us;		/* longest OOM notifier call */
+	atomic64_t oom_wait_max_us;	/* longest wait in one, see autodeflate.c */
 };
 
 static inline void vb_count(struct vballoon *vb, enum vb_counter c, s64 n)
@@ -362,6 +368,7 @@ void vb_balloon_free(struct vballoon *vb);
 void vb_update_work_fn(struct work_struct *work);
 void vb_queue_update(struct vballoon *vb, unsigned long delay);
 void vb_target_changed(struct vballoon *vb);
+void vb_config_work_fn(struct work_struct *work);
 unsigned long vb_deflate(struct vballoon *vb, unsigned long want,
 			 long timeout);
 void vb_deflate_all(struct vballoon *vb);

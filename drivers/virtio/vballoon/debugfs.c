@@ -63,6 +63,8 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "unacked_pages %lu\n", READ_ONCE(vb->deflate_req.nr_pages));
 	seq_printf(m, "limbo_pages %lu\n", READ_ONCE(vb->nr_limbo));
 	seq_printf(m, "oom_max_us %lld\n", atomic64_read(&vb->oom_max_us));
+	seq_printf(m, "oom_wait_max_us %lld\n",
+		   atomic64_read(&vb->oom_wait_max_us));
 	for (i = 0; i < VB_CNT_NR; i++)
 		seq_printf(m, "%s %lld\n", vb_counter_keys[i],
 			   atomic64_read(&vb->counters[i]));

@@ -188,6 +188,7 @@ static void vb_stop(struct vballoon *vb)
 	vb_wake_waiters(vb);
 
 	vb_autodeflate_stop(vb);
+	cancel_work_sync(&vb->config_work);
 	cancel_delayed_work_sync(&vb->update_work);
 	cancel_work_sync(&vb->stats_work);
 
@@ -204,8 +205,13 @@ static void vb_stop(struct vballoon *vb)
 static void vb_config_changed(struct virtio_device *vdev)
 {
 	struct vballoon *vb = vdev->priv;
+	unsigned long flags;
 
-	vb_target_changed(vb);
+	/* Interrupt context: the work reads the configuration. */
+	spin_lock_irqsave(&vb->stop_lock, flags);
+	if (!vb->stopping)
+		queue_work(system_freezable_wq, &vb->config_work);
+	spin_unlock_irqrestore(&vb->stop_lock, flags);
 }
 
 static int vb_probe(struct virtio_device *vdev)
