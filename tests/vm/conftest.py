@@ -107,7 +107,7 @@ class VMSlot:
                         raise
             self.boots.append((vm.boot_seconds, vm.log_dir))
             self.vm = vm
-            if self.kernel.builtin_vballoon:
+            if self.kernel.builtin_vballoon and vm.balloon:
                 problem = boot_bound_problem(vm.boot_bound,
                                              vm.balloon_device())
                 if problem:

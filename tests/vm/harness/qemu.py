@@ -65,15 +65,20 @@ def _prune_logs(base, keep=60):
 
 class Machine:
     """A QEMU/TCG guest booting `kernel` with the test initramfs and a
-    virtio-balloon-pci device; run(), check() and qmp() talk to it."""
+    virtio-balloon-pci device (none with balloon=False); run(), check()
+    and qmp() talk to it."""
 
     _seq = itertools.count(1)
 
     def __init__(self, kernel, mem_mib=2048, smp=2, deflate_on_oom=True,
                  balloon_props=None, append="", name=None, log_dir=None,
                  with_vballoon=True, qemu="qemu-system-x86_64",
-                 tcg_thread=None, extra_helpers=(), disk_mib=0, trace=False):
+                 tcg_thread=None, extra_helpers=(), disk_mib=0, trace=False,
+                 balloon=True):
         self.kernel = kernel
+        # False: no virtio-balloon-pci; the only balloon is one the guest
+        # makes itself (tests/vbhost, harness/vbhost.py)
+        self.balloon = balloon
         self.mem_mib = mem_mib
         self.ram_bytes = mem_mib * MiB
         self.smp = smp
@@ -139,7 +144,7 @@ class Machine:
             "-kernel", str(self.kernel.vmlinuz),
             "-initrd", str(self.initramfs),
             "-append", append,
-            "-device", dev,
+        ] + (["-device", dev] if self.balloon else []) + [
             "-chardev", "file,id=con,path=%s" % self.console_path,
             "-serial", "chardev:con",
             "-chardev", "socket,id=agent,path=%s" % (self.sockdir / "agent"),
