@@ -268,10 +268,43 @@ static void vbt_stats_encode_tags(struct kunit *test)
 	unsigned int i;
 
 	vdev = vbt_vdev(test, true);
-	KUNIT_ASSERT_EQ(test, vb_stats_encode(vdev, out, vals),
+	KUNIT_ASSERT_EQ(test, vb_stats_encode(vdev, out, vals, VBALLOON_S_NR),
 			(unsigned int)VBALLOON_S_NR);
 	for (i = 0; i < VBALLOON_S_NR; i++)
 		KUNIT_EXPECT_EQ(test, virtio16_to_cpu(vdev, out[i].tag), (u16)i);
+}
+
+/* The default buffer stops before tag 10; nothing asks beyond 16. */
+static void vbt_stats_encode_count(struct kunit *test)
+{
+	struct vballoon_stat out[VBALLOON_S_NR];
+	u64 vals[VBALLOON_S_NR] = {};
+	struct virtio_device *vdev;
+
+	memset(out, 0xff, sizeof(out));
+	vdev = vbt_vdev(test, true);
+	KUNIT_EXPECT_EQ(test, vb_stats_encode(vdev, out, vals,
+					      VBALLOON_S_OOM_KILL), 10U);
+	KUNIT_EXPECT_EQ(test, virtio16_to_cpu(vdev, out[9].tag), (u16)9);
+	/* Entry 10 untouched. */
+	KUNIT_EXPECT_EQ(test, out[10].tag, (__virtio16)0xffff);
+	KUNIT_EXPECT_EQ(test, vb_stats_encode(vdev, out, vals, 99),
+			(unsigned int)VBALLOON_S_NR);
+}
+
+/* ---- descriptors ---- */
+
+static void vbt_descs_for(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_descs_for(0), 0U);
+	KUNIT_EXPECT_EQ(test, vb_descs_for(1), 1U);
+	KUNIT_EXPECT_EQ(test, vb_descs_for(VB_FRAMES_PER_DESC), 1U);
+	KUNIT_EXPECT_EQ(test, vb_descs_for(VB_FRAMES_PER_DESC + 1), 2U);
+	/* A full batch fits a 128-entry ring (QEMU's) in one kick. */
+	KUNIT_EXPECT_EQ(test, vb_descs_for(VB_BATCH_MAX * VB_FRAMES_PER_PAGE),
+			(unsigned int)(VB_BATCH_MAX * VB_FRAMES_PER_PAGE /
+				       VB_FRAMES_PER_DESC));
+	KUNIT_EXPECT_LE(test, VB_FRAMES_PER_DESC, 256U);
 }
 
 static void vbt_stats_encode_le(struct kunit *test)
@@ -286,7 +319,7 @@ static void vbt_stats_encode_le(struct kunit *test)
 	for (i = 0; i < VBALLOON_S_NR; i++)
 		vals[i] = 0x0102030405060708ULL + i;
 	vdev = vbt_vdev(test, true);
-	vb_stats_encode(vdev, out, vals);
+	vb_stats_encode(vdev, out, vals, VBALLOON_S_NR);
 	for (i = 0; i < VBALLOON_S_NR; i++) {
 		le_tag = cpu_to_le16(i);
 		le_val = cpu_to_le64(vals[i]);
@@ -544,6 +577,8 @@ static void vbt_counter_keys(struct kunit *test)
 		"refused_pfns", "oom_released_pages", "oom_events",
 		"pressure_released_pages", "holds", "stats_requests",
 		"alloc_us", "inflate_host_us", "deflate_host_us",
+		"descriptors", "oom_calls", "oom_slow_calls",
+		"host_timeouts", "abandoned_requests", "untold_pages",
 	};
 	unsigned int i;
 
@@ -613,6 +648,8 @@ static struct kunit_case vballoon_cases[] = {
 	KUNIT_CASE(vbt_pfn_legacy_native),
 	KUNIT_CASE(vbt_stats_encode_tags),
 	KUNIT_CASE(vbt_stats_encode_le),
+	KUNIT_CASE(vbt_stats_encode_count),
+	KUNIT_CASE(vbt_descs_for),
 	KUNIT_CASE_PARAM(vbt_stats_from_events, vbt_event_stat_gen_params),
 	KUNIT_CASE(vbt_stats_memory_bytes),
 	KUNIT_CASE(vbt_stats_hugetlb_counts),

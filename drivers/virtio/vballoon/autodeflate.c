@@ -21,7 +21,9 @@
  * driver does not inflate straight back into the same shortage.
  */
 
+#include <linux/delay.h>
 #include <linux/jiffies.h>
+#include <linux/ktime.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/oom.h>
@@ -151,13 +153,17 @@ VISIBLE_IF_KUNIT bool vb_hold_extend(bool *active, unsigned long *until,
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_hold_extend);
 
-/* Release up to @want pages now and hold inflation off for a while. */
+/*
+ * Release up to @want pages now and hold inflation off for a while.  The
+ * host gets VB_RELEASE_WAIT_MS to answer a MUST_TELL_HOST request; pages
+ * it has not acknowledged by then are released by a later call.
+ */
 static unsigned long vb_release(struct vballoon *vb, unsigned long want)
 {
 	unsigned long freed;
 
-	lockdep_assert_held(&vb->lock);
-	freed = vb_deflate(vb, want);
+	lockdep_assert_held(&vb->deflate_lock);
+	freed = vb_deflate(vb, want, msecs_to_jiffies(VB_RELEASE_WAIT_MS));
 	if (freed && vb->hold_jiffies &&
 	    vb_hold_extend(&vb->hold_active, &vb->hold_until, jiffies,
 			   vb->hold_jiffies))
@@ -166,16 +172,54 @@ static unsigned long vb_release(struct vballoon *vb, unsigned long want)
 	return freed;
 }
 
+/*
+ * Take @deflate_lock, waiting VB_RELEASE_WAIT_MS at most: its holders
+ * wait for the host a second at a time, and the OOM killer waits on us.
+ */
+static bool vb_lock_deflate_bounded(struct vballoon *vb)
+{
+	unsigned long end = jiffies + msecs_to_jiffies(VB_RELEASE_WAIT_MS);
+
+	while (!mutex_trylock(&vb->deflate_lock)) {
+		if (time_after(jiffies, end))
+			return false;
+		usleep_range(200, 500);
+	}
+	return true;
+}
+
+/* Keep the longest OOM notifier call and count the slow ones. */
+static void vb_oom_latency(struct vballoon *vb, u64 start_ns)
+{
+	u64 us = div_u64(ktime_get_ns() - start_ns, NSEC_PER_USEC);
+	s64 max = atomic64_read(&vb->oom_max_us);
+
+	vb_count(vb, VB_CNT_OOM_CALLS, 1);
+	if (us >= 10 * USEC_PER_MSEC)
+		vb_count(vb, VB_CNT_OOM_SLOW_CALLS, 1);
+	while (us > max) {
+		s64 seen = atomic64_cmpxchg(&vb->oom_max_us, max, us);
+
+		if (seen == max)
+			break;
+		max = seen;
+	}
+}
+
 static int vb_oom_notify(struct notifier_block *nb, unsigned long unused,
 			 void *parm)
 {
 	struct vballoon *vb = container_of(nb, struct vballoon, oom_nb);
 	unsigned long *freed = parm;
-	unsigned long n;
+	u64 start = ktime_get_ns();
+	unsigned long n = 0;
 
-	mutex_lock(&vb->lock);
-	n = vb_release(vb, vb_oom_quota(vb->num_pages, vb->oom_pages));
-	mutex_unlock(&vb->lock);
+	if (vb_lock_deflate_bounded(vb)) {
+		n = vb_release(vb, vb_oom_quota(vb_balloon_pages(vb),
+						vb->oom_pages));
+		mutex_unlock(&vb->deflate_lock);
+	}
+	vb_oom_latency(vb, start);
 
 	if (n) {
 		vb_count(vb, VB_CNT_OOM_RELEASED_PAGES, n);
@@ -194,7 +238,7 @@ static unsigned long vb_shrink_count(struct shrinker *s,
 	struct vballoon *vb = vb_shrinker_private(s);
 
 	return vb_pressure_quota(si_mem_available(), vb->pressure_floor,
-				 READ_ONCE(vb->num_pages));
+				 vb_balloon_pages(vb));
 }
 
 static unsigned long vb_shrink_scan(struct shrinker *s,
@@ -204,13 +248,13 @@ static unsigned long vb_shrink_scan(struct shrinker *s,
 	unsigned long want, n;
 
 	/* Never wait here: inflation may be what is reclaiming. */
-	if (!mutex_trylock(&vb->lock))
+	if (!mutex_trylock(&vb->deflate_lock))
 		return SHRINK_STOP;
 	want = min(sc->nr_to_scan,
 		   vb_pressure_quota(si_mem_available(), vb->pressure_floor,
-				     vb->num_pages));
+				     vb_balloon_pages(vb)));
 	n = want ? vb_release(vb, want) : 0;
-	mutex_unlock(&vb->lock);
+	mutex_unlock(&vb->deflate_lock);
 
 	if (!n)
 		return SHRINK_STOP;
@@ -227,7 +271,7 @@ static unsigned long vb_shrink_scan(struct shrinker *s,
  */
 unsigned long vb_hold_remaining(struct vballoon *vb)
 {
-	lockdep_assert_held(&vb->lock);
+	lockdep_assert_held(&vb->deflate_lock);
 	if (!vb->hold_active)
 		return 0;
 	if (time_after_eq(jiffies, vb->hold_until)) {
@@ -244,6 +288,7 @@ void vb_autodeflate_setup(struct vballoon *vb)
 
 	vb->autodeflate = vb_resolve_autodeflate(requested,
 						 vb->deflate_on_oom);
+	vb->adjust_managed = vb->autodeflate == VB_AD_OFF;
 	if (requested != VB_AD_AUTO && requested != vb->autodeflate)
 		dev_warn(&vb->vdev->dev,
 			 "autodeflate=%s needs the host to offer deflate-on-oom: autodeflate off\n",
@@ -272,7 +317,8 @@ int vb_autodeflate_start(struct vballoon *vb)
 		return 0;
 
 	vb->oom_nb.notifier_call = vb_oom_notify;
-	vb->oom_nb.priority = 0;
+	/* As the kernel's own balloon: before most other notifiers. */
+	vb->oom_nb.priority = 80;
 	err = register_oom_notifier(&vb->oom_nb);
 	if (err)
 		return err;

@@ -3,17 +3,19 @@
  * vballoon: moving pages between the guest and the host.
  *
  * Inflation allocates pages (2 MiB blocks first, then smaller blocks,
- * each split into order-0 pages, then single pages), sends their frame numbers to the host in one
- * request per batch and only then puts them on the balloon list, where
- * compaction may move them.  Deflation takes pages off the list, tells
- * the host and frees them; with MUST_TELL_HOST the host hears of them
- * before the guest may touch them again.
+ * each split into order-0 pages, then single pages) before it takes any
+ * lock, sends their frame numbers to the host in one request per batch
+ * (host.c) and only then puts them on the balloon list, where compaction
+ * may move them.  Deflation takes pages off the list, tells the host and
+ * frees them; with MUST_TELL_HOST the host hears of them before the
+ * guest may touch them again.
  */
 
 #include <linux/delay.h>
 #include <linux/ktime.h>
 #include <linux/gfp.h>
 #include <linux/mm.h>
+#include <linux/device.h>
 #include <linux/scatterlist.h>
 #include <linux/vmstat.h>
 
@@ -94,94 +96,6 @@ VISIBLE_IF_KUNIT unsigned int vb_next_backoff(unsigned int backoff_ms)
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_next_backoff);
 
-unsigned long vb_read_target(struct vballoon *vb)
-{
-	u32 num_frames;
-
-	virtio_cread_le(vb->vdev, struct vballoon_config, num_pages,
-			&num_frames);
-	return vb_target_pages(num_frames, VB_FRAME_SHIFT);
-}
-
-void vb_report_actual(struct vballoon *vb)
-{
-	u32 actual, seen;
-
-	lockdep_assert_held(&vb->lock);
-	actual = vb_actual_frames(vb->num_pages, VB_FRAME_SHIFT);
-	virtio_cread_le(vb->vdev, struct vballoon_config, actual, &seen);
-	if (seen != actual)
-		virtio_cwrite_le(vb->vdev, struct vballoon_config, actual,
-				 &actual);
-}
-
-void vb_queue_update(struct vballoon *vb, unsigned long delay)
-{
-	unsigned long flags;
-
-	spin_lock_irqsave(&vb->stop_lock, flags);
-	if (!vb->stopping)
-		mod_delayed_work(system_freezable_wq, &vb->update_work, delay);
-	spin_unlock_irqrestore(&vb->stop_lock, flags);
-}
-
-void vb_ack_callback(struct virtqueue *vq)
-{
-	struct vballoon *vb = vq->vdev->priv;
-
-	wake_up(&vb->ack_wq);
-}
-
-static bool vb_request_done(struct virtqueue *vq)
-{
-	unsigned int len;
-
-	return virtqueue_get_buf(vq, &len) || virtqueue_is_broken(vq);
-}
-
-/* Add the microseconds since @start_ns to counter @c. */
-static void vb_account_us(struct vballoon *vb, enum vb_counter c, u64 start_ns)
-{
-	vb_count(vb, c, div_u64(ktime_get_ns() - start_ns, NSEC_PER_USEC));
-}
-
-/*
- * Hand @nr_frames entries of @vb->pfns to the host on @vq and wait until
- * it has used them.  A host that never answers keeps us waiting (the
- * pages are its until it does), so say so now and then.
- */
-static int vb_tell_host(struct vballoon *vb, struct virtqueue *vq,
-			unsigned int nr_frames)
-{
-	struct scatterlist sg;
-	u64 start = ktime_get_ns();
-	int err;
-
-	lockdep_assert_held(&vb->lock);
-	if (!nr_frames)
-		return 0;
-
-	sg_init_one(&sg, vb->pfns, nr_frames * sizeof(vb->pfns[0]));
-	err = virtqueue_add_outbuf(vq, &sg, 1, vb, GFP_KERNEL);
-	if (err) {
-		dev_warn_ratelimited(&vb->vdev->dev,
-				     "cannot queue %u frames on %s: %d\n",
-				     nr_frames, vq->name, err);
-		return err;
-	}
-	virtqueue_kick(vq);
-	vb_count(vb, VB_CNT_REQUESTS, 1);
-
-	while (!wait_event_timeout(vb->ack_wq, vb_request_done(vq), 30 * HZ))
-		dev_warn_ratelimited(&vb->vdev->dev,
-				     "host has not answered on %s for 30s\n",
-				     vq->name);
-
-	vb_account_us(vb, vq == vb->inflate_vq ? VB_CNT_INFLATE_HOST_US :
-		      VB_CNT_DEFLATE_HOST_US, start);
-	return virtqueue_is_broken(vq) ? -EIO : 0;
-}
-
 /*
  * One free block of 2^@order pages, split into order-0 pages on @list.
  * No reclaim or compaction for it: when none is free, a smaller order is
@@ -242,61 +156,218 @@ static unsigned long vb_alloc_pages(struct vballoon *vb, struct list_head *list,
 	return got;
 }
 
+unsigned long vb_read_target(struct vballoon *vb)
+{
+	u32 num_frames;
+
+	virtio_cread_le(vb->vdev, struct vballoon_config, num_pages,
+			&num_frames);
+	return vb_target_pages(num_frames, VB_FRAME_SHIFT);
+}
+
+unsigned long vb_balloon_pages(struct vballoon *vb)
+{
+	return atomic_long_read(&vb->num_pages);
+}
+
+void vb_report_actual(struct vballoon *vb)
+{
+	u32 actual, seen;
+
+	mutex_lock(&vb->actual_lock);
+	actual = vb_actual_frames(vb_balloon_pages(vb), VB_FRAME_SHIFT);
+	virtio_cread_le(vb->vdev, struct vballoon_config, actual, &seen);
+	if (seen != actual)
+		virtio_cwrite_le(vb->vdev, struct vballoon_config, actual,
+				 &actual);
+	mutex_unlock(&vb->actual_lock);
+}
+
+void vb_queue_update(struct vballoon *vb, unsigned long delay)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vb->stop_lock, flags);
+	if (!vb->stopping)
+		mod_delayed_work(system_freezable_wq, &vb->update_work, delay);
+	spin_unlock_irqrestore(&vb->stop_lock, flags);
+}
+
 /*
- * Inflate by up to @want pages (at most one batch).  Returns the number of
- * pages added to the balloon.
+ * The host may have moved the target (a configuration change, or the
+ * device starting).  Deflation starts at once; inflation keeps a
+ * back-off already pending, so that a storm of configuration interrupts
+ * cannot make the driver hammer an allocator that just failed.  While
+ * the balloon moves it holds a wakeup reference, so that an autosleeping
+ * guest does not suspend halfway (released by vb_adjust_done()).
+ */
+void vb_target_changed(struct vballoon *vb)
+{
+	unsigned long target = vb_read_target(vb), flags;
+	unsigned long pages = vb_balloon_pages(vb);
+
+	spin_lock_irqsave(&vb->stop_lock, flags);
+	if (!vb->stopping) {
+		if (target != pages && !vb->adjusting) {
+			vb->adjusting = true;
+			pm_stay_awake(&vb->vdev->dev);
+		}
+		if (target < pages)
+			mod_delayed_work(system_freezable_wq,
+					 &vb->update_work, 0);
+		else
+			queue_delayed_work(system_freezable_wq,
+					   &vb->update_work, 0);
+	}
+	spin_unlock_irqrestore(&vb->stop_lock, flags);
+}
+
+/* The balloon reached its target, or cannot move: drop the wakeup. */
+static void vb_adjust_done(struct vballoon *vb)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vb->stop_lock, flags);
+	if (vb->adjusting) {
+		vb->adjusting = false;
+		pm_relax(&vb->vdev->dev);
+	}
+	spin_unlock_irqrestore(&vb->stop_lock, flags);
+}
+
+/* A page allocated for inflation that never became the balloon's. */
+static void vb_drop_new_page(struct page *page)
+{
+	list_del(&page->lru);
+	if (PageOffline(page))
+		__ClearPageOffline(page);
+	__free_page(page);
+}
+
+/*
+ * Give @n pages the balloon held (on @pages, off the balloon list and
+ * finalized) back to the guest.
+ */
+static void vb_give_back(struct vballoon *vb, struct list_head *pages,
+			 unsigned long n)
+{
+	struct page *page, *next;
+
+	list_for_each_entry_safe(page, next, pages, lru) {
+		list_del(&page->lru);
+		if (PageOffline(page))
+			__ClearPageOffline(page);
+		if (vb->adjust_managed)
+			adjust_managed_page_count(page, 1);
+		put_page(page);
+	}
+	atomic_long_sub(n, &vb->num_pages);
+	vb_count(vb, VB_CNT_DEFLATED_PAGES, n);
+}
+
+/*
+ * Make @n pages on @pages the balloon's (the host has them, or may): out
+ * of MemTotal if the guest cannot take them back on its own.
+ */
+static void vb_take(struct vballoon *vb, struct list_head *pages,
+		    unsigned long n)
+{
+	struct page *page;
+
+	if (vb->adjust_managed)
+		list_for_each_entry(page, pages, lru)
+			adjust_managed_page_count(page, -1);
+	atomic_long_add(n, &vb->num_pages);
+}
+
+/* Keep @n of the balloon's pages until the device is reset. */
+static void vb_to_limbo(struct vballoon *vb, struct list_head *pages,
+			unsigned long n)
+{
+	spin_lock(&vb->limbo_lock);
+	list_splice_init(pages, &vb->limbo);
+	vb->nr_limbo += n;
+	spin_unlock(&vb->limbo_lock);
+}
+
+/*
+ * Up to @want pages off the balloon list onto @pages, a few at a time so
+ * that interrupts are never off for long.  Pages isolated by compaction
+ * are skipped.
+ */
+static unsigned long vb_dequeue(struct vballoon *vb, struct list_head *pages,
+				unsigned long want)
+{
+	unsigned long got = 0, n, chunk;
+
+	while (got < want) {
+		chunk = min(want - got, 32UL);
+		n = balloon_page_list_dequeue(&vb->b_dev_info, pages, chunk);
+		got += n;
+		if (n < chunk)
+			break;
+		cond_resched();
+	}
+	return got;
+}
+
+/*
+ * Inflate by up to @want pages (at most one batch).  The pages are
+ * allocated before any lock is taken, marked offline, sent, and only put
+ * on the balloon list (where compaction and deflation can reach them)
+ * once the host has answered.  Returns the number of pages added.
  */
 static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 {
+	struct vb_req *req = &vb->inflate_req;
 	struct page *page, *next;
 	unsigned int frames = 0;
-	unsigned long got, taken = 0;
+	unsigned long taken = 0;
 	u64 start = ktime_get_ns();
 	LIST_HEAD(pages);
-	LIST_HEAD(refused);
+	int err;
 
-	lockdep_assert_held(&vb->lock);
 	want = min_t(unsigned long, want, vb->batch_pages);
-	got = vb_alloc_pages(vb, &pages, want);
-	vb_account_us(vb, VB_CNT_ALLOC_US, start);
+	vb_alloc_pages(vb, &pages, want);
+	vb_count(vb, VB_CNT_ALLOC_US,
+		 div_u64(ktime_get_ns() - start, NSEC_PER_USEC));
 
+	mutex_lock(&vb->inflate_lock);
 	list_for_each_entry_safe(page, next, &pages, lru) {
-		if (vb_encode_pfns(vb->vdev, vb->pfns + frames,
+		if (vb_encode_pfns(vb->vdev, req->pfns + frames,
 				   page_to_pfn(page), VB_FRAME_SHIFT)) {
-			list_move(&page->lru, &refused);
+			vb_count(vb, VB_CNT_REFUSED_PFNS, 1);
+			dev_warn_ratelimited(&vb->vdev->dev,
+					     "page above the 16 TiB frame limit not ballooned\n");
+			vb_drop_new_page(page);
 			continue;
 		}
+		/* Offline before the host may discard it: dumps skip it. */
+		__SetPageOffline(page);
 		frames += VB_FRAMES_PER_PAGE;
 		taken++;
 	}
 
-	if (!list_empty(&refused)) {
-		vb_count(vb, VB_CNT_REFUSED_PFNS, got - taken);
-		dev_warn_ratelimited(&vb->vdev->dev,
-				     "%lu pages above the 16 TiB frame limit not ballooned\n",
-				     got - taken);
-		list_for_each_entry_safe(page, next, &refused, lru) {
-			list_del(&page->lru);
-			__free_page(page);
-		}
-	}
-
-	if (vb_tell_host(vb, vb->inflate_vq, frames)) {
-		list_for_each_entry_safe(page, next, &pages, lru) {
-			list_del(&page->lru);
-			__free_page(page);
-		}
+	err = vb_send(vb, req, frames, true, MAX_SCHEDULE_TIMEOUT);
+	if (err == -ENODEV) {
+		list_for_each_entry_safe(page, next, &pages, lru)
+			vb_drop_new_page(page);
+		mutex_unlock(&vb->inflate_lock);
 		return 0;
 	}
-
-	if (!vb->deflate_on_oom) {
-		/* The host has these pages: the guest no longer owns them. */
-		list_for_each_entry(page, &pages, lru)
-			adjust_managed_page_count(page, -1);
+	vb_take(vb, &pages, taken);
+	if (err) {
+		/* The host may discard these yet: keep them until reset. */
+		vb_to_limbo(vb, &pages, taken);
+		mutex_unlock(&vb->inflate_lock);
+		return 0;
 	}
-	balloon_page_list_enqueue(&vb->b_dev_info, &pages);
+	list_for_each_entry_safe(page, next, &pages, lru) {
+		list_del(&page->lru);
+		balloon_page_enqueue(&vb->b_dev_info, page);
+	}
+	mutex_unlock(&vb->inflate_lock);
 
-	WRITE_ONCE(vb->num_pages, vb->num_pages + taken);
 	vb_count(vb, VB_CNT_INFLATED_PAGES, taken);
 	if (taken < want)
 		vb_count(vb, VB_CNT_ALLOC_SHORTFALLS, 1);
@@ -304,83 +375,178 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 }
 
 /*
- * Deflate by up to @want pages, one batch at a time.  Returns the number
- * of pages given back to the guest; fewer than asked when the balloon is
- * empty, pages are isolated for migration, or the host failed.
+ * Deflate by up to @want pages, a batch per request.  Returns the pages
+ * given back to the guest; fewer than asked when the balloon is empty,
+ * pages are isolated for migration, or the host did not answer within
+ * @timeout jiffies (MAX_SCHEDULE_TIMEOUT: wait).
+ *
+ * With MUST_TELL_HOST the pages wait on the request until the host has
+ * answered; if it has not by @timeout they stay there (still the
+ * balloon's, never back on the balloon list) and are given back by the
+ * next call that finds the request answered.  Without it they are given
+ * back first and the host hears of them afterwards.
  */
-unsigned long vb_deflate(struct vballoon *vb, unsigned long want)
+unsigned long vb_deflate(struct vballoon *vb, unsigned long want,
+			 long timeout)
 {
+	struct vb_req *req = &vb->deflate_req;
 	unsigned long done = 0, n;
-	struct page *page, *next;
 	unsigned int frames;
-	bool tell, told;
+	struct page *page;
 	LIST_HEAD(pages);
+	bool lost;
+	int err;
 
-	lockdep_assert_held(&vb->lock);
+	lockdep_assert_held(&vb->deflate_lock);
 
 	while (done < want) {
-		n = min_t(unsigned long, want - done, vb->batch_pages);
-		n = balloon_page_list_dequeue(&vb->b_dev_info, &pages, n);
+		/* The frame array is ours again once the host returned it. */
+		if (vb_settle(vb, req, timeout))
+			break;
+		if (req->nr_pages) {
+			done += req->nr_pages;
+			vb_give_back(vb, &req->pages, req->nr_pages);
+			req->nr_pages = 0;
+			continue;
+		}
+
+		lost = READ_ONCE(vb->host_lost);
+		if (lost && vb->must_tell_host)
+			break;
+		n = vb_dequeue(vb, &pages,
+			       min_t(unsigned long, want - done,
+				     vb->batch_pages));
 		if (!n)
 			break;
+
+		if (lost) {
+			/* The device is gone; without MUST_TELL_HOST the
+			 * guest may use the pages without telling it.
+			 */
+			vb_count(vb, VB_CNT_UNTOLD_PAGES, n);
+			vb_give_back(vb, &pages, n);
+			done += n;
+			continue;
+		}
 
 		frames = 0;
 		list_for_each_entry(page, &pages, lru) {
 			/* Encoded when inflated, so it fits. */
-			vb_encode_pfns(vb->vdev, vb->pfns + frames,
+			vb_encode_pfns(vb->vdev, req->pfns + frames,
 				       page_to_pfn(page), VB_FRAME_SHIFT);
 			frames += VB_FRAMES_PER_PAGE;
 		}
 
-		/* A dead device can no longer be told, nor use the pages. */
-		tell = !virtqueue_is_broken(vb->deflate_vq);
-		told = false;
-		if (tell && vb->must_tell_host) {
-			if (vb_tell_host(vb, vb->deflate_vq, frames) &&
-			    !virtqueue_is_broken(vb->deflate_vq)) {
-				/* Not told: the pages stay the host's. */
-				balloon_page_list_enqueue(&vb->b_dev_info,
-							  &pages);
-				break;
-			}
-			told = true;
+		if (!vb->must_tell_host) {
+			vb_give_back(vb, &pages, n);
+			done += n;
+			/* Nothing to undo if this fails: the pages are ours. */
+			vb_send(vb, req, frames, false, timeout);
+			continue;
 		}
 
-		list_for_each_entry_safe(page, next, &pages, lru) {
-			list_del(&page->lru);
-			if (!vb->deflate_on_oom)
-				adjust_managed_page_count(page, 1);
-			put_page(page);
+		list_splice_init(&pages, &req->pages);
+		req->nr_pages = n;
+		err = vb_send(vb, req, frames, true, timeout);
+		if (err == -ENODEV) {
+			/* Never told and never will be: kept until reset. */
+			vb_to_limbo(vb, &req->pages, req->nr_pages);
+			req->nr_pages = 0;
 		}
-
-		/* Without MUST_TELL_HOST the host learns of it afterwards. */
-		if (tell && !told)
-			vb_tell_host(vb, vb->deflate_vq, frames);
-
-		WRITE_ONCE(vb->num_pages, vb->num_pages - n);
-		done += n;
-		vb_count(vb, VB_CNT_DEFLATED_PAGES, n);
+		if (err)
+			break;
 	}
 	return done;
 }
 
+static bool vb_list_empty(struct vballoon *vb)
+{
+	struct balloon_dev_info *info = &vb->b_dev_info;
+	unsigned long flags;
+	bool empty;
+
+	spin_lock_irqsave(&info->pages_lock, flags);
+	empty = list_empty(&info->pages) && !info->isolated_pages;
+	spin_unlock_irqrestore(&info->pages_lock, flags);
+	return empty;
+}
+
 /*
- * Empty the balloon for teardown.  Pages isolated by compaction are off
- * the list for a moment; drop the lock so migration can finish or put
- * them back, then try again.
+ * Empty the balloon for teardown, telling the host, while it answers.
+ * Called with the device stopping: nothing else inflates, and compaction
+ * no longer migrates (it backs off once it sees the device stopping;
+ * taking @migrate_lock waits for a migration already under way).  Pages
+ * isolated by compaction are off the list for a moment; drop the lock so
+ * that it can put them back, then try again.
  */
 void vb_deflate_all(struct vballoon *vb)
 {
-	mutex_lock(&vb->lock);
-	while (vb->num_pages) {
-		if (!vb_deflate(vb, vb->num_pages)) {
-			mutex_unlock(&vb->lock);
-			usleep_range(1000, 2000);
-			mutex_lock(&vb->lock);
-		}
+	mutex_lock(&vb->migrate_lock);
+	mutex_unlock(&vb->migrate_lock);
+
+	mutex_lock(&vb->deflate_lock);
+	while (!READ_ONCE(vb->host_lost)) {
+		if (vb_deflate(vb, ULONG_MAX, MAX_SCHEDULE_TIMEOUT))
+			continue;
+		if (vb_list_empty(vb) && !vb->deflate_req.nr_pages)
+			break;
+		mutex_unlock(&vb->deflate_lock);
+		usleep_range(1000, 2000);
+		mutex_lock(&vb->deflate_lock);
 	}
-	vb_report_actual(vb);
-	mutex_unlock(&vb->lock);
+	vb_settle(vb, &vb->deflate_req, MAX_SCHEDULE_TIMEOUT);
+	mutex_unlock(&vb->deflate_lock);
+}
+
+/*
+ * After the device was reset nothing of ours is on a ring: give every
+ * page the balloon still holds back to the guest (a lost host cannot be
+ * told; a reset device has forgotten them) and forget the requests.
+ */
+void vb_free_after_reset(struct vballoon *vb)
+{
+	unsigned long n;
+	LIST_HEAD(pages);
+
+	mutex_lock(&vb->migrate_lock);
+	vb_req_reset(&vb->migrate_in);
+	vb_req_reset(&vb->migrate_out);
+	mutex_unlock(&vb->migrate_lock);
+
+	mutex_lock(&vb->inflate_lock);
+	vb_req_reset(&vb->inflate_req);
+	mutex_unlock(&vb->inflate_lock);
+
+	mutex_lock(&vb->deflate_lock);
+	vb_req_reset(&vb->deflate_req);
+	if (vb->deflate_req.nr_pages) {
+		vb_count(vb, VB_CNT_UNTOLD_PAGES, vb->deflate_req.nr_pages);
+		vb_give_back(vb, &vb->deflate_req.pages,
+			     vb->deflate_req.nr_pages);
+		vb->deflate_req.nr_pages = 0;
+	}
+	while (!vb_list_empty(vb)) {
+		n = vb_dequeue(vb, &pages, vb->batch_pages);
+		if (n) {
+			vb_count(vb, VB_CNT_UNTOLD_PAGES, n);
+			vb_give_back(vb, &pages, n);
+			continue;
+		}
+		mutex_unlock(&vb->deflate_lock);
+		usleep_range(1000, 2000);
+		mutex_lock(&vb->deflate_lock);
+	}
+	mutex_unlock(&vb->deflate_lock);
+
+	spin_lock(&vb->limbo_lock);
+	list_splice_init(&vb->limbo, &pages);
+	n = vb->nr_limbo;
+	vb->nr_limbo = 0;
+	spin_unlock(&vb->limbo_lock);
+	if (n) {
+		vb_count(vb, VB_CNT_UNTOLD_PAGES, n);
+		vb_give_back(vb, &pages, n);
+	}
 }
 
 void vb_update_work_fn(struct work_struct *work)
@@ -390,16 +556,24 @@ void vb_update_work_fn(struct work_struct *work)
 	unsigned long want, done, hold = 0, delay = 0;
 	long diff;
 
-	mutex_lock(&vb->lock);
-	diff = vb_pages_diff(vb_read_target(vb), vb->num_pages);
-	if (diff > 0)
+	if (READ_ONCE(vb->host_lost)) {
+		vb_adjust_done(vb);
+		return;
+	}
+
+	diff = vb_pages_diff(vb_read_target(vb), vb_balloon_pages(vb));
+	if (diff > 0) {
+		mutex_lock(&vb->deflate_lock);
 		hold = vb_hold_remaining(vb);
+		mutex_unlock(&vb->deflate_lock);
+	}
 	if (hold) {
 		/* Memory was just given back: do not take it straight again. */
 		delay = hold;
 	} else if (diff > 0) {
 		want = min_t(unsigned long, diff, vb->batch_pages);
 		done = vb_inflate(vb, want);
+		/* The back-off is the update work's alone: no lock. */
 		if (done < want) {
 			vb->backoff_ms = vb_next_backoff(vb->backoff_ms);
 			delay = msecs_to_jiffies(vb->backoff_ms);
@@ -408,16 +582,20 @@ void vb_update_work_fn(struct work_struct *work)
 		}
 	} else if (diff < 0) {
 		want = min_t(unsigned long, -diff, vb->batch_pages);
-		done = vb_deflate(vb, want);
+		mutex_lock(&vb->deflate_lock);
+		/* A slow host must not keep the OOM notifier out for long. */
+		done = vb_deflate(vb, want, VB_WAIT_SLICE);
+		mutex_unlock(&vb->deflate_lock);
 		/* Isolated or unacknowledged pages: try again shortly. */
 		if (done < want)
 			delay = msecs_to_jiffies(VB_BACKOFF_MIN_MS);
 		vb->backoff_ms = 0;
 	}
 	vb_report_actual(vb);
-	mutex_unlock(&vb->lock);
 
-	if (diff)
+	if (!diff || READ_ONCE(vb->host_lost))
+		vb_adjust_done(vb);
+	else
 		vb_queue_update(vb, delay);
 }
 
@@ -425,6 +603,8 @@ void vb_update_work_fn(struct work_struct *work)
 /*
  * Compaction wants @page moved to @newpage: give the host @newpage and
  * take @page back.  Called with both pages locked and @page isolated.
+ * Only one migration at a time, with requests of its own, so that it
+ * never waits for a batch's lock; it does wait its turn on the ring.
  */
 static int vb_migratepage(struct balloon_dev_info *info,
 			  struct page *newpage, struct page *page,
@@ -432,51 +612,109 @@ static int vb_migratepage(struct balloon_dev_info *info,
 {
 	struct vballoon *vb = container_of(info, struct vballoon, b_dev_info);
 	unsigned long flags;
+	LIST_HEAD(old);
+	int err;
 
-	/* Inflation or deflation holds the lock for a whole batch. */
-	if (!mutex_trylock(&vb->lock))
+	if (!mutex_trylock(&vb->migrate_lock))
 		return -EAGAIN;
-
-	if (vb_encode_pfns(vb->vdev, vb->pfns, page_to_pfn(newpage),
-			   VB_FRAME_SHIFT)) {
-		mutex_unlock(&vb->lock);
-		return -EAGAIN;
-	}
-	if (vb_tell_host(vb, vb->inflate_vq, VB_FRAMES_PER_PAGE)) {
-		mutex_unlock(&vb->lock);
+	if (vb_stopping(vb) || READ_ONCE(vb->host_lost) ||
+	    vb_encode_pfns(vb->vdev, vb->migrate_in.pfns,
+			   page_to_pfn(newpage), VB_FRAME_SHIFT)) {
+		mutex_unlock(&vb->migrate_lock);
 		return -EAGAIN;
 	}
 
+	__SetPageOffline(newpage);
+	err = vb_send(vb, &vb->migrate_in, VB_FRAMES_PER_PAGE, true,
+		      MAX_SCHEDULE_TIMEOUT);
+	if (err == -ENODEV) {
+		__ClearPageOffline(newpage);
+		mutex_unlock(&vb->migrate_lock);
+		return -EAGAIN;
+	}
+
+	/* From here on @newpage is the balloon's, answered or not. */
 	get_page(newpage);
-	if (!vb->deflate_on_oom && page_zone(page) != page_zone(newpage)) {
+	if (vb->adjust_managed && page_zone(page) != page_zone(newpage)) {
 		adjust_managed_page_count(page, 1);
 		adjust_managed_page_count(newpage, -1);
 	}
-
 	spin_lock_irqsave(&info->pages_lock, flags);
 	balloon_page_insert(info, newpage);
 	info->isolated_pages--;
 	__count_vm_event(BALLOON_MIGRATE);
 	spin_unlock_irqrestore(&info->pages_lock, flags);
 
-	vb_encode_pfns(vb->vdev, vb->pfns, page_to_pfn(page), VB_FRAME_SHIFT);
-	vb_tell_host(vb, vb->deflate_vq, VB_FRAMES_PER_PAGE);
-	mutex_unlock(&vb->lock);
+	vb_encode_pfns(vb->vdev, vb->migrate_out.pfns, page_to_pfn(page),
+		       VB_FRAME_SHIFT);
+	if (!err)
+		err = vb_send(vb, &vb->migrate_out, VB_FRAMES_PER_PAGE, true,
+			      MAX_SCHEDULE_TIMEOUT);
+	vb_balloon_page_finalize(page);
+	if (err && vb->must_tell_host) {
+		/* Not told: @page stays the balloon's until reset. */
+		if (vb->adjust_managed)
+			adjust_managed_page_count(page, -1);
+		atomic_long_inc(&vb->num_pages);
+		list_add(&page->lru, &old);
+		vb_to_limbo(vb, &old, 1);
+		mutex_unlock(&vb->migrate_lock);
+		return MIGRATEPAGE_SUCCESS;
+	}
+	mutex_unlock(&vb->migrate_lock);
 
 	vb_count(vb, VB_CNT_MIGRATED_PAGES, 1);
-	balloon_page_finalize(page);
 	put_page(page);
 	return MIGRATEPAGE_SUCCESS;
 }
 #endif
 
-void vb_balloon_init(struct vballoon *vb)
+int vb_balloon_init(struct vballoon *vb)
 {
-	mutex_init(&vb->lock);
-	init_waitqueue_head(&vb->ack_wq);
+	int err;
+
+	mutex_init(&vb->inflate_lock);
+	mutex_init(&vb->deflate_lock);
+	mutex_init(&vb->migrate_lock);
+	mutex_init(&vb->actual_lock);
+	spin_lock_init(&vb->limbo_lock);
+	INIT_LIST_HEAD(&vb->limbo);
+	atomic_long_set(&vb->num_pages, 0);
+	vb_queue_init(&vb->inflate_q);
+	vb_queue_init(&vb->deflate_q);
 	INIT_DELAYED_WORK(&vb->update_work, vb_update_work_fn);
 	balloon_devinfo_init(&vb->b_dev_info);
 #ifdef CONFIG_BALLOON_COMPACTION
 	vb->b_dev_info.migratepage = vb_migratepage;
 #endif
+
+	err = vb_req_alloc(&vb->inflate_req, &vb->inflate_q,
+			   vb->batch_pages * VB_FRAMES_PER_PAGE);
+	if (err)
+		goto err_free;
+	err = vb_req_alloc(&vb->deflate_req, &vb->deflate_q,
+			   vb->batch_pages * VB_FRAMES_PER_PAGE);
+	if (err)
+		goto err_free;
+	err = vb_req_alloc(&vb->migrate_in, &vb->inflate_q,
+			   VB_FRAMES_PER_PAGE);
+	if (err)
+		goto err_free;
+	err = vb_req_alloc(&vb->migrate_out, &vb->deflate_q,
+			   VB_FRAMES_PER_PAGE);
+	if (err)
+		goto err_free;
+	return 0;
+
+err_free:
+	vb_balloon_free(vb);
+	return err;
+}
+
+void vb_balloon_free(struct vballoon *vb)
+{
+	vb_req_free(&vb->migrate_out);
+	vb_req_free(&vb->migrate_in);
+	vb_req_free(&vb->deflate_req);
+	vb_req_free(&vb->inflate_req);
 }

@@ -8,6 +8,7 @@
 #ifndef _VBALLOON_COMPAT_H
 #define _VBALLOON_COMPAT_H
 
+#include <linux/balloon_compaction.h>
 #include <linux/shrinker.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
@@ -127,6 +128,23 @@ static inline void *vb_shrinker_private(struct shrinker *s)
 	return s->private_data;
 #else
 	return container_of(s, struct vb_shrinker, shrinker)->private_data;
+#endif
+}
+
+/*
+ * A page taken off the balloon list, ready for the page allocator:
+ * balloon_page_finalize() (6.12, and later 6.1 stable releases) or, on
+ * older 6.1 releases, balloon_page_delete(), which also unlinks the page
+ * unless it is isolated.  vballoon only calls this for isolated pages
+ * (migration), where the two do the same.  VB_HAVE_BALLOON_PAGE_FINALIZE
+ * is set by the Makefile.
+ */
+static inline void vb_balloon_page_finalize(struct page *page)
+{
+#ifdef VB_HAVE_BALLOON_PAGE_FINALIZE
+	balloon_page_finalize(page);
+#else
+	balloon_page_delete(page);
 #endif
 }
 

@@ -38,6 +38,13 @@
 #define VB_BATCH_MAX		32768U
 #define VB_BATCH_DEFAULT	4096U
 
+/*
+ * Frames per descriptor.  A request is cut into descriptors of at most
+ * this many frames: every Linux release has sent 256, and Firecracker
+ * skips (and never returns) an inflate descriptor holding more.
+ */
+#define VB_FRAMES_PER_DESC	256U
+
 /* Limits of the oom_pages parameter, in guest pages. */
 #define VB_OOM_MIN		1U
 #define VB_OOM_MAX		VB_BATCH_MAX
@@ -50,6 +57,19 @@
 /* Retry delays after an allocation shortfall, in milliseconds. */
 #define VB_BACKOFF_MIN_MS	10U
 #define VB_BACKOFF_MAX_MS	2000U
+
+/*
+ * Waiting for the host.  Waits are cut into slices so that a device
+ * broken without an interrupt is noticed; a host silent for
+ * VB_WARN_SECS is reported; once the device is being stopped, a request
+ * that makes no progress for VB_STOP_GRACE_MS is given up, and with it
+ * the host (see vb_send()).  The OOM notifier and the shrinker wait at
+ * most VB_RELEASE_WAIT_MS for the host before they give up.
+ */
+#define VB_WAIT_SLICE		HZ
+#define VB_WARN_SECS		30U
+#define VB_STOP_GRACE_MS	3000U
+#define VB_RELEASE_WAIT_MS	1000U
 
 /* How the balloon gives memory back on its own (autodeflate.c). */
 enum vb_autodeflate {
@@ -81,33 +101,78 @@ enum vb_counter {
 	VB_CNT_ALLOC_US,		/* allocating pages to inflate */
 	VB_CNT_INFLATE_HOST_US,		/* waiting for the host, inflating */
 	VB_CNT_DEFLATE_HOST_US,		/* waiting for the host, deflating */
+	VB_CNT_DESCRIPTORS,		/* descriptors (<= 256 frames) sent */
+	VB_CNT_OOM_CALLS,		/* OOM notifier calls */
+	VB_CNT_OOM_SLOW_CALLS,		/* of those, 10 ms or longer */
+	VB_CNT_HOST_TIMEOUTS,		/* releases that gave up on the host */
+	VB_CNT_ABANDONED,		/* requests given up while stopping */
+	VB_CNT_UNTOLD_PAGES,		/* pages taken back from a lost host */
 	VB_CNT_NR
 };
 
 /*
- * Lock ordering: @lock -> @b_dev_info.pages_lock.
+ * One request to the host: frame numbers cut into descriptors of at most
+ * VB_FRAMES_PER_DESC frames, all put on one virtqueue, then one kick.
+ * Each request has its own frame array, so that one still on the ring
+ * (the host has not answered) never has its frames overwritten.
  *
- * @lock (a mutex) is the outer lock of the balloon: the balloon
- * compaction helpers and vb_migratepage() take the page list's spinlock
- * @b_dev_info.pages_lock inside it, never the other way round.
+ * @pfns, @max_frames and @q are set at probe and read-only afterwards.
+ * The rest belongs to whoever holds the mutex that owns the request
+ * (see struct vballoon), except @queued and @used, which the queue's
+ * @lock protects because the virtqueue callback counts returned buffers.
+ */
+struct vb_queue;
+
+struct vb_req {
+	struct vb_queue *q;
+	__virtio32 *pfns;
+	unsigned int max_frames;
+	unsigned int nr_frames;
+	unsigned int nr_descs;
+	unsigned int queued;		/* protected by @q->lock */
+	unsigned int used;		/* protected by @q->lock */
+	bool inflight;			/* on the ring, not all returned yet */
+	/*
+	 * Pages that must stay the balloon's until the host has answered
+	 * (MUST_TELL_HOST deflation): freed when the request completes.
+	 */
+	struct list_head pages;
+	unsigned long nr_pages;
+};
+
+/*
+ * A virtqueue to the host.  @lock (a spinlock, taken from the virtqueue
+ * callback in interrupt context) protects the virtqueue operations and
+ * the @queued/@used counts of the requests on it; it is never held while
+ * sleeping.  @vq is set by vb_start() and cleared by vb_stop() while
+ * nothing can send.
+ */
+struct vb_queue {
+	struct virtqueue *vq;
+	spinlock_t lock;		/* see above */
+	wait_queue_head_t wq;		/* buffers returned, device stopping */
+};
+
+/*
+ * Locks, outermost first; none is held across a page allocation that
+ * can reclaim, and none but the owner's request mutex across a wait for
+ * the host:
  *
- * The other locks nest with nothing of the driver's:
- * - @stats_lock is never held together with @lock;
- * - @stop_lock is a leaf (taken from virtqueue callbacks too), never
- *   held while taking another lock of the driver; work is queued under
- *   it, and the work functions take @lock or @stats_lock themselves.
+ *   @inflate_lock   the inflate request (the update work inflating)
+ *   @deflate_lock   the deflate request, the hold-off window; taken by
+ *                   the update work, the OOM notifier and teardown, only
+ *                   tried by the shrinker
+ *   @migrate_lock   the two migration requests; only tried, by
+ *                   compaction's migrate callback
+ *   @actual_lock    writing "actual" to the configuration space
+ *   queue locks, @b_dev_info.pages_lock, @limbo_lock, @stop_lock: leaves
  *
- * Outside callers reach @lock as follows:
- * - the OOM notifier chain calls vb_oom_notify(), which sleeps on @lock,
- *   with the kernel's oom_lock held: nothing under @lock may allocate
- *   memory in a way that can invoke the OOM killer;
- * - reclaim (the pressure shrinker) and page migration (with the balloon
- *   page locked) only mutex_trylock() @lock and back off when it is
- *   busy, because inflation under @lock allocates and so may be the
- *   reason they run.
- *
- * The autodeflate state (@hold_until, @hold_active) is under @lock; the
- * counters are atomics and need no lock.
+ * No two of the request mutexes are ever held together.  The OOM
+ * notifier runs with the kernel's oom_lock held: it only takes
+ * @deflate_lock, never waits for it for long (vb_oom_notify()), and
+ * bounds its wait for the host.  Inflation allocates its pages before it
+ * takes @inflate_lock, which nothing else in the guest's memory paths
+ * ever needs.
  */
 struct vballoon {
 	struct virtio_device *vdev;	/* set at probe, then read-only */
@@ -119,57 +184,80 @@ struct vballoon {
 	bool must_tell_host;
 	bool deflate_on_oom;
 	bool has_stats;
+	unsigned int stats_tags;	/* statistics tags sent: 10 or 16 */
 	unsigned int batch_pages;	/* pages per inflate/deflate request */
 	unsigned int oom_pages;		/* pages released per OOM call */
 	bool huge_blocks;		/* try 2 MiB blocks first */
 	enum vb_autodeflate autodeflate; /* never VB_AD_AUTO here */
+	/*
+	 * Ballooned pages leave MemTotal when the guest cannot take them
+	 * back on its own (autodeflate off), whatever the host offered.
+	 */
+	bool adjust_managed;
 	unsigned long hold_jiffies;	/* inflation pause after a release */
 	unsigned long pressure_floor;	/* pages of MemAvailable to keep */
 
 	/*
-	 * @stopping is protected by @stop_lock (a leaf, taken with
-	 * interrupts off); while it is set nothing queues the update or
-	 * stats work.
+	 * @stop_lock (a leaf, taken with interrupts off) protects
+	 * @stopping, @stop_time and @adjusting.  While @stopping is set
+	 * nothing queues the update or stats work, and waits for the host
+	 * give up a request that stalls for VB_STOP_GRACE_MS.  @adjusting:
+	 * the balloon is moving toward a new target and holds a wakeup
+	 * reference (pm_stay_awake()).
 	 */
 	spinlock_t stop_lock;
-	bool stopping;			/* protected by @stop_lock */
+	bool stopping;
+	unsigned long stop_time;	/* jiffies */
+	bool adjusting;
 
 	/*
-	 * Woken by the inflate and deflate virtqueue callbacks; has its
-	 * own lock.
+	 * The host stopped answering (a request given up while stopping) or
+	 * the device broke.  Set once with WRITE_ONCE(), read with
+	 * READ_ONCE(); cleared by vb_start() while nothing runs.  Once set
+	 * nothing is sent any more; pages the host may still act on wait in
+	 * @limbo until the device is reset.
 	 */
-	wait_queue_head_t ack_wq;
+	bool host_lost;
 
-	/*
-	 * Moves the balloon toward the host's target, one batch a run;
-	 * queued under @stop_lock, runs under @lock.
-	 */
+	struct vb_queue inflate_q;
+	struct vb_queue deflate_q;
+
+	/* Moves the balloon toward the host's target; queued under @stop_lock. */
 	struct delayed_work update_work;
 
-	/*
-	 * @lock serialises everything that changes the balloon: the
-	 * inflate and deflate virtqueues, @pfns, @num_pages, @backoff_ms,
-	 * the hold-off window.  Taken by the update work, the OOM notifier
-	 * and device teardown; the shrinker and the migration callback
-	 * only try it.  @inflate_vq and @deflate_vq are set by vb_start() and
-	 * cleared by vb_stop() while no work, notifier or shrinker can run;
-	 * in between they are used under @lock only.  @num_pages is written
-	 * under @lock with WRITE_ONCE(), so that debugfs and the shrinker's
-	 * count can read it with READ_ONCE() without taking @lock.
-	 */
-	struct mutex lock;
-	struct virtqueue *inflate_vq;	/* protected by @lock */
-	struct virtqueue *deflate_vq;	/* protected by @lock */
-	__virtio32 *pfns;		/* protected by @lock */
-	unsigned long num_pages;	/* protected by @lock; see above */
-	unsigned int backoff_ms;	/* protected by @lock */
-	unsigned long hold_until;	/* protected by @lock; jiffies */
-	bool hold_active;		/* protected by @lock */
+	struct mutex inflate_lock;	/* see the lock list above */
+	struct vb_req inflate_req;	/* protected by @inflate_lock */
+	/* Only the update work, which never runs twice at once, uses it. */
+	unsigned int backoff_ms;
+
+	struct mutex deflate_lock;	/* see the lock list above */
+	struct vb_req deflate_req;	/* protected by @deflate_lock */
+	unsigned long hold_until;	/* protected by @deflate_lock; jiffies */
+	bool hold_active;		/* protected by @deflate_lock */
+
+	struct mutex migrate_lock;	/* see the lock list above */
+	struct vb_req migrate_in;	/* protected by @migrate_lock */
+	struct vb_req migrate_out;	/* protected by @migrate_lock */
+
+	struct mutex actual_lock;	/* serialises writes of "actual" */
 
 	/*
-	 * The page list of the balloon, protected by its own
-	 * @b_dev_info.pages_lock (taken inside @lock, see above).
+	 * Pages the host holds: on the balloon list, on @limbo, or waiting
+	 * on the deflate request.  Changed with atomic operations under the
+	 * request mutex that moves the pages; read anywhere.
 	 */
+	atomic_long_t num_pages;
+
+	/*
+	 * Pages the host may still discard or may not have been told of
+	 * (a request given up, a device broken mid-request): the balloon's
+	 * until the device is reset, then freed.  @limbo_lock is a leaf.
+	 */
+	spinlock_t limbo_lock;
+	struct list_head limbo;		/* protected by @limbo_lock */
+	unsigned long nr_limbo;		/* protected by @limbo_lock */
+
+	/* The page list of the balloon, under @b_dev_info.pages_lock. */
 	struct balloon_dev_info b_dev_info;
 
 	/*
@@ -199,6 +287,7 @@ struct vballoon {
 
 	/* Atomics, no lock; indexed by enum vb_counter. */
 	atomic64_t counters[VB_CNT_NR];
+	atomic64_t oom_max_us;		/* longest OOM notifier call */
 };
 
 static inline void vb_count(struct vballoon *vb, enum vb_counter c, s64 n)
@@ -210,6 +299,7 @@ static inline void vb_count(struct vballoon *vb, enum vb_counter c, s64 n)
 extern unsigned int vb_param_batch_pages;
 extern unsigned int vb_param_oom_pages;
 extern bool vb_param_huge_blocks;
+extern bool vb_param_extended_stats;
 
 /*
  * Pure helpers: static unless KUnit is on, then exported to the KUnit
@@ -239,19 +329,38 @@ void vb_stats_collect(u64 vals[VBALLOON_S_NR], const unsigned long *events,
 		      unsigned long cache_pages);
 unsigned int vb_stats_encode(struct virtio_device *vdev,
 			     struct vballoon_stat *out,
-			     const u64 vals[VBALLOON_S_NR]);
+			     const u64 vals[VBALLOON_S_NR], unsigned int nr);
+unsigned int vb_descs_for(unsigned int nr_frames);
 extern const char * const vb_counter_keys[VB_CNT_NR];
 #endif
 
+/* host.c: requests to the host */
+int vb_req_alloc(struct vb_req *req, struct vb_queue *q,
+		 unsigned int max_frames);
+void vb_req_free(struct vb_req *req);
+void vb_req_reset(struct vb_req *req);
+void vb_queue_init(struct vb_queue *q);
+void vb_ack_callback(struct virtqueue *vq);
+void vb_wake_waiters(struct vballoon *vb);
+int vb_send(struct vballoon *vb, struct vb_req *req, unsigned int nr_frames,
+	    bool wait, long timeout);
+int vb_settle(struct vballoon *vb, struct vb_req *req, long timeout);
+bool vb_stopping(struct vballoon *vb);
+void vb_lose_host(struct vballoon *vb, const char *why);
+
 /* balloon.c */
-void vb_balloon_init(struct vballoon *vb);
+int vb_balloon_init(struct vballoon *vb);
+void vb_balloon_free(struct vballoon *vb);
 void vb_update_work_fn(struct work_struct *work);
 void vb_queue_update(struct vballoon *vb, unsigned long delay);
-unsigned long vb_deflate(struct vballoon *vb, unsigned long want);
+void vb_target_changed(struct vballoon *vb);
+unsigned long vb_deflate(struct vballoon *vb, unsigned long want,
+			 long timeout);
 void vb_deflate_all(struct vballoon *vb);
+void vb_free_after_reset(struct vballoon *vb);
 void vb_report_actual(struct vballoon *vb);
 unsigned long vb_read_target(struct vballoon *vb);
-void vb_ack_callback(struct virtqueue *vq);
+unsigned long vb_balloon_pages(struct vballoon *vb);
 
 /* stats.c */
 int vb_stats_init(struct vballoon *vb);

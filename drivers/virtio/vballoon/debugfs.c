@@ -31,6 +31,12 @@ VISIBLE_IF_KUNIT const char * const vb_counter_keys[VB_CNT_NR] = {
 	[VB_CNT_ALLOC_US] = "alloc_us",
 	[VB_CNT_INFLATE_HOST_US] = "inflate_host_us",
 	[VB_CNT_DEFLATE_HOST_US] = "deflate_host_us",
+	[VB_CNT_DESCRIPTORS] = "descriptors",
+	[VB_CNT_OOM_CALLS] = "oom_calls",
+	[VB_CNT_OOM_SLOW_CALLS] = "oom_slow_calls",
+	[VB_CNT_HOST_TIMEOUTS] = "host_timeouts",
+	[VB_CNT_ABANDONED] = "abandoned_requests",
+	[VB_CNT_UNTOLD_PAGES] = "untold_pages",
 };
 EXPORT_SYMBOL_IF_KUNIT(vb_counter_keys);
 
@@ -40,7 +46,7 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	int i;
 
 	seq_printf(m, "target_pages %lu\n", vb_read_target(vb));
-	seq_printf(m, "balloon_pages %lu\n", READ_ONCE(vb->num_pages));
+	seq_printf(m, "balloon_pages %lu\n", vb_balloon_pages(vb));
 	seq_printf(m, "batch_pages %u\n", vb->batch_pages);
 	seq_printf(m, "oom_pages %u\n", vb->oom_pages);
 	seq_printf(m, "huge_blocks %d\n", vb->huge_blocks);
@@ -49,6 +55,14 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "deflate_on_oom %d\n", vb->deflate_on_oom);
 	seq_printf(m, "autodeflate %s\n", vb_autodeflate_name(vb->autodeflate));
 	seq_printf(m, "pressure_floor_pages %lu\n", vb->pressure_floor);
+	seq_printf(m, "pressure_hold_ms %u\n", jiffies_to_msecs(vb->hold_jiffies));
+	seq_printf(m, "adjust_managed %d\n", vb->adjust_managed);
+	seq_printf(m, "stats_tags %u\n", vb->stats_tags);
+	seq_printf(m, "frames_per_desc %u\n", VB_FRAMES_PER_DESC);
+	seq_printf(m, "host_lost %d\n", READ_ONCE(vb->host_lost));
+	seq_printf(m, "unacked_pages %lu\n", READ_ONCE(vb->deflate_req.nr_pages));
+	seq_printf(m, "limbo_pages %lu\n", READ_ONCE(vb->nr_limbo));
+	seq_printf(m, "oom_max_us %lld\n", atomic64_read(&vb->oom_max_us));
 	for (i = 0; i < VB_CNT_NR; i++)
 		seq_printf(m, "%s %lld\n", vb_counter_keys[i],
 			   atomic64_read(&vb->counters[i]));

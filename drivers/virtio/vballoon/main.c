@@ -7,10 +7,12 @@
  */
 
 #include <linux/module.h>
+#include <linux/device.h>
 #include <linux/slab.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ids.h>
+#include <linux/virtio_ring.h>
 
 #include "core.h"
 
@@ -28,6 +30,11 @@ bool vb_param_huge_blocks = true;
 module_param_named(huge_blocks, vb_param_huge_blocks, bool, 0644);
 MODULE_PARM_DESC(huge_blocks,
 		 "Inflate with 2 MiB blocks first, falling back to single pages (default on)");
+
+bool vb_param_extended_stats;
+module_param_named(extended_stats, vb_param_extended_stats, bool, 0644);
+MODULE_PARM_DESC(extended_stats,
+		 "Also send statistics tags 10-15 (OOM kills, stalls, scans, reclaims); Firecracker before v1.15 drops all statistics when it sees them (default off)");
 
 /* @val if within [@lo, @hi], else @dflt. */
 VISIBLE_IF_KUNIT unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
@@ -64,6 +71,8 @@ static void vb_read_params(struct vballoon *vb)
 					    VB_OOM_MIN, VB_OOM_MAX,
 					    VB_OOM_DEFAULT);
 	vb->huge_blocks = READ_ONCE(vb_param_huge_blocks);
+	vb->stats_tags = READ_ONCE(vb_param_extended_stats) ?
+			 VBALLOON_S_NR : VBALLOON_S_OOM_KILL;
 }
 
 static void vb_read_features(struct vballoon *vb)
@@ -92,8 +101,8 @@ static int vb_init_vqs(struct vballoon *vb)
 	if (err)
 		return err;
 
-	vb->inflate_vq = vqs[VBALLOON_VQ_INFLATE];
-	vb->deflate_vq = vqs[VBALLOON_VQ_DEFLATE];
+	vb->inflate_q.vq = vqs[VBALLOON_VQ_INFLATE];
+	vb->deflate_q.vq = vqs[VBALLOON_VQ_DEFLATE];
 	vb->stats_vq = vqs[VBALLOON_VQ_STATS];
 	return 0;
 }
@@ -101,8 +110,8 @@ static int vb_init_vqs(struct vballoon *vb)
 static void vb_del_vqs(struct vballoon *vb)
 {
 	vb->vdev->config->del_vqs(vb->vdev);
-	vb->inflate_vq = NULL;
-	vb->deflate_vq = NULL;
+	vb->inflate_q.vq = NULL;
+	vb->deflate_q.vq = NULL;
 	vb->stats_vq = NULL;
 }
 
@@ -118,6 +127,8 @@ static int vb_start(struct vballoon *vb)
 	unsigned long flags;
 	int err;
 
+	/* A fresh device: whatever a lost host held was freed at reset. */
+	vb->host_lost = false;
 	err = vb_init_vqs(vb);
 	if (err) {
 		dev_err(&vdev->dev, "cannot set up virtqueues: %d\n", err);
@@ -140,7 +151,7 @@ static int vb_start(struct vballoon *vb)
 
 	if (vb->has_stats)
 		queue_work(system_freezable_wq, &vb->stats_work);
-	vb_queue_update(vb, 0);
+	vb_target_changed(vb);
 	return 0;
 
 err_del_vqs:
@@ -151,36 +162,50 @@ err_del_vqs:
 
 /*
  * Quiesce: no new work, none running, every page back with the guest,
- * the device reset and its queues gone.  Does nothing on a device that
- * is already stopped (a restore that failed, then removal).
+ * the device reset and its queues gone.  Bounded even when the host has
+ * gone silent: a request that does not move for VB_STOP_GRACE_MS is
+ * given up (host.c), the device is reset, and the pages the host may
+ * still have had are freed only then.  Does nothing on a device that is
+ * already stopped (a restore that failed, then removal).
  */
 static void vb_stop(struct vballoon *vb)
 {
 	unsigned long flags;
+	bool adjusting;
 
 	if (!vb->started)
 		return;
 
 	spin_lock_irqsave(&vb->stop_lock, flags);
 	vb->stopping = true;
+	vb->stop_time = jiffies;
+	adjusting = vb->adjusting;
+	vb->adjusting = false;
+	if (adjusting)
+		pm_relax(&vb->vdev->dev);
 	spin_unlock_irqrestore(&vb->stop_lock, flags);
+	/* Senders waiting for the host look at the clock from now on. */
+	vb_wake_waiters(vb);
 
 	vb_autodeflate_stop(vb);
 	cancel_delayed_work_sync(&vb->update_work);
 	cancel_work_sync(&vb->stats_work);
 
 	vb_deflate_all(vb);
-
 	virtio_reset_device(vb->vdev);
+	vb_free_after_reset(vb);
+	vb_report_actual(vb);
 	vb_del_vqs(vb);
 	vb->started = false;
+	if (READ_ONCE(vb->host_lost))
+		dev_info(&vb->vdev->dev, "stopped without the host: balloon emptied after reset\n");
 }
 
 static void vb_config_changed(struct virtio_device *vdev)
 {
 	struct vballoon *vb = vdev->priv;
 
-	vb_queue_update(vb, 0);
+	vb_target_changed(vb);
 }
 
 static int vb_probe(struct virtio_device *vdev)
@@ -204,37 +229,34 @@ static int vb_probe(struct virtio_device *vdev)
 	vb_read_params(vb);
 	vb_read_features(vb);
 	vb_autodeflate_setup(vb);
-	vb_balloon_init(vb);
+	err = vb_balloon_init(vb);
+	if (err)
+		goto err_free_vb;
 	vb_debugfs_add(vb);
-
-	vb->pfns = kmalloc_array((size_t)vb->batch_pages * VB_FRAMES_PER_PAGE,
-				 sizeof(*vb->pfns), GFP_KERNEL);
-	if (!vb->pfns) {
-		err = -ENOMEM;
-		goto err_remove_debugfs;
-	}
 
 	err = vb_stats_init(vb);
 	if (err)
-		goto err_free_pfns;
+		goto err_remove_debugfs;
 
 	err = vb_start(vb);
 	if (err)
 		goto err_free_stats;
 
+	/* Userspace may let the balloon keep an autosleeping guest awake. */
+	device_set_wakeup_capable(&vdev->dev, true);
 	dev_info(&vdev->dev,
-		 "vballoon ready: must-tell-host %s, stats %s, deflate-on-oom %s, autodeflate %s, %u pages per request\n",
+		 "vballoon ready: must-tell-host %s, stats %s (%u tags), deflate-on-oom %s, autodeflate %s, %u pages per request\n",
 		 str_on_off(vb->must_tell_host), str_on_off(vb->has_stats),
-		 str_on_off(vb->deflate_on_oom),
+		 vb->stats_tags, str_on_off(vb->deflate_on_oom),
 		 vb_autodeflate_name(vb->autodeflate), vb->batch_pages);
 	return 0;
 
 err_free_stats:
 	vb_stats_free(vb);
-err_free_pfns:
-	kfree(vb->pfns);
 err_remove_debugfs:
 	vb_debugfs_remove(vb);
+	vb_balloon_free(vb);
+err_free_vb:
 	vdev->priv = NULL;
 	kfree(vb);
 	return err;
@@ -245,9 +267,10 @@ static void vb_remove(struct virtio_device *vdev)
 	struct vballoon *vb = vdev->priv;
 
 	vb_stop(vb);
+	device_set_wakeup_capable(&vdev->dev, false);
 	vb_stats_free(vb);
-	kfree(vb->pfns);
 	vb_debugfs_remove(vb);
+	vb_balloon_free(vb);
 	vdev->priv = NULL;
 	kfree(vb);
 }
@@ -271,6 +294,17 @@ static int vb_validate(struct virtio_device *vdev)
 	__virtio_clear_bit(vdev, VBALLOON_F_FREE_PAGE_HINT);
 	__virtio_clear_bit(vdev, VBALLOON_F_PAGE_POISON);
 	__virtio_clear_bit(vdev, VBALLOON_F_REPORTING);
+	/*
+	 * Frame numbers name guest memory, not DMA addresses: a device that
+	 * needs them translated (an IOMMU, or a confidential guest whose
+	 * private memory the host must not be handed) cannot be served.
+	 * Refusing the bit makes the virtio core refuse the device where
+	 * the platform demands it (SEV, TDX); elsewhere the device runs
+	 * without translation, as with the kernel's own driver.
+	 */
+	__virtio_clear_bit(vdev, VIRTIO_F_ACCESS_PLATFORM);
+	/* One buffer per descriptor: indirect tables would buy nothing. */
+	__virtio_clear_bit(vdev, VIRTIO_RING_F_INDIRECT_DESC);
 	return 0;
 }
 

@@ -4,8 +4,9 @@
  *
  * One buffer lives on the statistics queue.  The host asks for fresh
  * figures by handing it back; the driver refills it and queues it again.
- * All sixteen tags are always sent, in tag order; a host ignores the tags
- * it does not know.
+ * Tags 0-9 are sent, in tag order, and 10-15 too with extended_stats=1:
+ * the specification tells hosts to ignore tags they do not know, but
+ * Firecracker before v1.15 rejects the whole buffer (and asks no more).
  */
 
 #include <linux/mm.h>
@@ -65,22 +66,27 @@ VISIBLE_IF_KUNIT void vb_stats_collect(u64 vals[VBALLOON_S_NR],
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_stats_collect);
 
-/* Fill @out with one entry per tag in the device's byte order. */
+/*
+ * Fill @out with tags 0 to @nr - 1 (at most all of them) in the device's
+ * byte order; returns the number of entries.
+ */
 VISIBLE_IF_KUNIT unsigned int vb_stats_encode(struct virtio_device *vdev,
 					      struct vballoon_stat *out,
-					      const u64 vals[VBALLOON_S_NR])
+					      const u64 vals[VBALLOON_S_NR],
+					      unsigned int nr)
 {
 	unsigned int tag;
 
-	for (tag = 0; tag < VBALLOON_S_NR; tag++) {
+	nr = min_t(unsigned int, nr, VBALLOON_S_NR);
+	for (tag = 0; tag < nr; tag++) {
 		out[tag].tag = cpu_to_virtio16(vdev, tag);
 		out[tag].val = cpu_to_virtio64(vdev, vals[tag]);
 	}
-	return VBALLOON_S_NR;
+	return nr;
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_stats_encode);
 
-static void vb_stats_refresh(struct vballoon *vb)
+static unsigned int vb_stats_refresh(struct vballoon *vb)
 {
 	u64 vals[VBALLOON_S_NR];
 	struct sysinfo si;
@@ -90,17 +96,18 @@ static void vb_stats_refresh(struct vballoon *vb)
 	si_meminfo(&si);
 	vb_stats_collect(vals, vb->events, &si, si_mem_available(),
 			 global_node_page_state(NR_FILE_PAGES));
-	vb_stats_encode(vb->vdev, vb->stats, vals);
+	return vb_stats_encode(vb->vdev, vb->stats, vals, vb->stats_tags);
 }
 
 static void vb_stats_queue(struct vballoon *vb)
 {
 	struct scatterlist sg;
+	unsigned int nr;
 	int err;
 
 	lockdep_assert_held(&vb->stats_lock);
-	vb_stats_refresh(vb);
-	sg_init_one(&sg, vb->stats, sizeof(*vb->stats) * VBALLOON_S_NR);
+	nr = vb_stats_refresh(vb);
+	sg_init_one(&sg, vb->stats, sizeof(*vb->stats) * nr);
 	err = virtqueue_add_outbuf(vb->stats_vq, &sg, 1, vb, GFP_KERNEL);
 	if (err)
 		dev_warn_ratelimited(&vb->vdev->dev,
