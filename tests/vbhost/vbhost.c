@@ -689,6 +689,9 @@ static void vbh_queue_work(struct work_struct *work)
 		spin_unlock_irqrestore(&vbh->lock, flags);
 		if (q->index != VBH_VQ_STATS && fault == VBH_F_SILENT)
 			break;
+		/* flood: the buffer held when the fault was set goes back too */
+		if (flood && q->stats_held)
+			irq |= vbh_stats_return(q);
 
 		avail = virtio16_to_cpu(vdev, READ_ONCE(vr->avail->idx));
 		/* the ring entries after the index that published them */

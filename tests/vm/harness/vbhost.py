@@ -24,6 +24,7 @@ wraps its debugfs files, /sys/kernel/debug/vbhost/<n>/:
 """
 
 import shlex
+import time
 
 from harness.errors import HarnessError
 from harness.units import PAGE_SIZE, MiB
@@ -165,3 +166,41 @@ def reset(vm, timeout=120):
         except Exception:
             pass
     h.unload(timeout=timeout)
+
+
+# -- which faults each driver survives (test_vbhost.py) ----------------------
+
+SURVIVAL = {}     # (release, scenario) -> {driver: result}
+SURVIVAL_FILE = "vbhost-survival.json"
+
+
+def record_survival(vm, driver, scenario, result, why=""):
+    """Keep `result` (survives, hangs, fails) of `driver` in `scenario`
+    for the table, and as a JSON line (with `why`) in
+    <cache>/logs/SURVIVAL_FILE."""
+    import json
+    from harness.units import cache_dir
+    SURVIVAL.setdefault((vm.kernel.release, scenario), {})[driver] = result
+    rec = {"kernel": vm.kernel.release, "scenario": scenario,
+           "driver": driver, "result": result, "why": why,
+           "time": int(time.time())}
+    path = cache_dir() / "logs" / SURVIVAL_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fh.write(json.dumps(rec, sort_keys=True) + "\n")
+
+
+def survival_table(release=None):
+    """Side by side: scenario, then each driver's result."""
+    rows = [(k, v) for k, v in SURVIVAL.items()
+            if release is None or k[0] == release]
+    if not rows:
+        return ""
+    drivers = sorted({d for _, v in rows for d in v},
+                     key=lambda d: (d != "vballoon", d))
+    lines = ["%-24s %-26s %s" % ("kernel", "scenario", " ".join(
+        "%-12s" % d for d in drivers))]
+    for (rel, sc), v in rows:
+        lines.append("%-24s %-26s %s" % (rel, sc, " ".join(
+            "%-12s" % v.get(d, "-") for d in drivers)))
+    return "\n".join(lines)
