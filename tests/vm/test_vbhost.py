@@ -123,6 +123,23 @@ def finish(vm, driver, h, base, what):
     return st
 
 
+def release(vm, driver):
+    """After a failed scenario: unbind the driver if it is still bound,
+    bounded; a driver stuck waiting for the host retires the guest (the
+    cleanup's rmmod would hang on it)."""
+    h = vbh.VBHost(vm)
+    if not h.loaded() or vm.run("test -e %s/state" % h.dir)[0] != 0:
+        return
+    try:
+        h.set_fault("none")
+        unbind(vm, driver, h)
+    except Hang as exc:
+        vm.retire_reason = "%s stuck after a failed scenario: %s" % (
+            driver, exc)
+    except (AssertionError, CommandFailed):
+        pass
+
+
 def outcome(vm, driver, scenario, fn):
     """Run scenario `fn`; record what `driver` did (survives, hangs,
     fails: ...) for the table; vballoon must survive, virtio_balloon's
@@ -137,7 +154,8 @@ def outcome(vm, driver, scenario, fn):
         vm.retire_reason = "%s %s: %s" % (driver, scenario, why)
     except (AssertionError, WaitTimeout, CommandFailed) as exc:
         result = "fails"
-        why = str(exc).splitlines()[0][:200]
+        why = str(exc).splitlines()[0][:300]
+        release(vm, driver)
     vbh.record_survival(vm, driver, scenario, result, why)
     if result != "survives":
         msg = "%s %s: %s (%s)" % (driver, scenario, result, why)

@@ -145,10 +145,19 @@ class VBHost:
         the driver's `actual` says so."""
         frames = nbytes // PAGE_SIZE
         self.set_target(frames)
-        return self.wait(lambda s: s["held_frames"] == frames and
-                         s["actual"] == frames, timeout,
-                         "vbhost to hold %d frames (%d MiB)" % (
-                             frames, nbytes // MiB))
+
+        def done(s):
+            # a lost descriptor or a broken device never completes: say so
+            # now rather than after the timeout
+            if s["lost_descs"] or s["broken"]:
+                raise AssertionError(
+                    "vbhost cannot reach %d frames: lost_descs %d, broken "
+                    "%d, first violation: %s (state %r)" % (
+                        frames, s["lost_descs"], s["broken"],
+                        s["first_violation"], s))
+            return s["held_frames"] == frames and s["actual"] == frames
+        return self.wait(done, timeout, "vbhost to hold %d frames (%d MiB)"
+                         % (frames, nbytes // MiB))
 
 
 def reset(vm, timeout=120):
