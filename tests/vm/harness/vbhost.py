@@ -145,19 +145,25 @@ class VBHost:
         the driver's `actual` says so."""
         frames = nbytes // PAGE_SIZE
         self.set_target(frames)
+        stop = []
 
         def done(s):
-            # a lost descriptor or a broken device never completes: say so
-            # now rather than after the timeout
-            if s["lost_descs"] or s["broken"]:
-                raise AssertionError(
-                    "vbhost cannot reach %d frames: lost_descs %d, broken "
-                    "%d, first violation: %s (state %r)" % (
-                        frames, s["lost_descs"], s["broken"],
-                        s["first_violation"], s))
+            # a lost descriptor, a broken device or a protocol violation
+            # (a request dropped) never completes: say so now rather than
+            # after the timeout
+            if s["lost_descs"] or s["broken"] or s["violations"]:
+                stop.append(s)
+                return True
             return s["held_frames"] == frames and s["actual"] == frames
-        return self.wait(done, timeout, "vbhost to hold %d frames (%d MiB)"
-                         % (frames, nbytes // MiB))
+        st = self.wait(done, timeout, "vbhost to hold %d frames (%d MiB)"
+                       % (frames, nbytes // MiB))
+        if stop:
+            raise AssertionError(
+                "vbhost cannot reach %d frames: lost_descs %d, broken %d, "
+                "violations %d, first: %s (state %r)" % (
+                    frames, st["lost_descs"], st["broken"],
+                    st["violations"], st["first_violation"], st))
+        return st
 
 
 def reset(vm, timeout=120):
