@@ -8,7 +8,7 @@ tests.  A module says how its guest's balloon device looks with the
     pytestmark = pytest.mark.vm_config("oom-on", deflate_on_oom=True)
 
 (label, then keyword arguments of harness.vm.make_vm: deflate_on_oom,
-disk_mib, balloon_props, ...).  The `kernel` fixture is parametrized over
+disk_mib, balloon_props, transport, ...).  The `kernel` fixture is parametrized over
 the newest installed 6.1 and 6.12 kernels (VBALLOON_KERNELS=6.12 for
 instance; "debug" is the KASAN/lockdep/kmemleak kernel of `make intree`,
 with vballoon built in: there "load" binds the device, "unload" unbinds
@@ -238,6 +238,10 @@ def vm_slot(request, kernel):
     if config.get("disk_mib") and not ModuleIndex(kernel).has("virtio_blk"):
         pytest.skip("%s has no virtio_blk (neither built in nor a module), "
                     "which this module's disk needs" % kernel.release)
+    if config.get("transport") == "mmio" and \
+            not ModuleIndex(kernel).has("virtio_mmio"):
+        pytest.skip("%s has no virtio_mmio (CONFIG_VIRTIO_MMIO neither =y "
+                    "nor =m), which the microvm guest needs" % kernel.release)
     slot = VMSlot(kernel, config, label)
     _slots.append(slot)
     try:

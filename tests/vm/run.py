@@ -50,6 +50,7 @@ MODULES = {
     "host": (201, 217),
     "legacy": (95, 1),
     "lifecycle": (114, 428),
+    "mmio": (85, 1),
     # measured alone (other guests on the host): 6.1 282 s, 6.12 252 s
     # (both drivers, 5 virtio_balloon hangs = 5 extra boots); debug 718 s
     # with the pre-`hosts` built-in vballoon (2 hangs, 3 boots)

@@ -163,6 +163,45 @@ def test_make_vm_picks_the_variant(tmp_path, monkeypatch):
         dbg.kill()
 
 
+def test_mmio_transport_command_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("VBALLOON_TSC_KHZ", "2445422")
+    monkeypatch.delenv("VBALLOON_MMIO_CMDLINE", raising=False)
+    monkeypatch.delenv("VBALLOON_MICROVM_OPTS", raising=False)
+    k = Kernel("6.12.1-amd64", tmp_path / "vmlinuz", tmp_path)
+    pci = _unstarted_vm(k, tmp_path, monkeypatch, disk_mib=16)
+    mmio = _unstarted_vm(k, tmp_path, monkeypatch, disk_mib=16,
+                         transport="mmio")
+    try:
+        cmd = pci.command_line()
+        assert "-M" not in cmd and cmd.count("-serial") == 2
+        assert cmd[cmd.index("-device") + 1].startswith(
+            "virtio-balloon-pci,id=balloon0,")
+        assert "virtio-blk-pci,drive=disk0" in cmd
+        cmd = mmio.command_line()
+        assert cmd[cmd.index("-M") + 1] == "microvm"
+        assert cmd[cmd.index("-append") + 1] == \
+            "console=ttyS0 panic=-1 tsc_early_khz=2445422 tsc=reliable"
+        devs = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
+        assert devs[0].startswith("virtio-balloon-device,id=balloon0,")
+        assert "isa-serial,index=1,chardev=agent" in devs
+        assert "virtio-blk-device,drive=disk0" in devs
+        assert cmd.count("-serial") == 1
+    finally:
+        pci.kill()
+        mmio.kill()
+    with pytest.raises(HarnessError, match="transport"):
+        _unstarted_vm(k, tmp_path, monkeypatch, transport="ccw")
+
+
+def test_host_tsc_khz_is_measured(monkeypatch):
+    from harness.qemu import host_tsc_khz
+    if shutil.which("gcc") is None or os.uname().machine != "x86_64":
+        pytest.skip("needs gcc on an x86_64 host")
+    monkeypatch.delenv("VBALLOON_TSC_KHZ", raising=False)
+    khz = host_tsc_khz()
+    assert 100000 < khz < 10000000, khz
+
+
 def test_vm_wait_until_scales_by_the_kernels_slowdown():
     fast = types.SimpleNamespace(slowdown=0.01)
     t0 = time.monotonic()
@@ -425,7 +464,9 @@ def test_repeated_tests_are_recognised():
 def test_vm_modules_say_how_their_device_looks():
     import test_autodeflate
     import test_batch
-    for mod in (test_oom_on, test_oom_off, test_batch, test_autodeflate):
+    import test_mmio
+    for mod in (test_oom_on, test_oom_off, test_batch, test_autodeflate,
+                test_mmio):
         marks = mod.pytestmark if isinstance(mod.pytestmark, list) else \
             [mod.pytestmark]
         cfg = [m for m in marks if m.name == "vm_config"]

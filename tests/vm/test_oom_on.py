@@ -12,8 +12,9 @@ deflate-on-oom=off.
 
 import pytest
 
+from harness.figures import record
 from harness.units import GiB, MiB, mib
-from harness.vm import COUNTER_STATS, QEMU_STATS
+from harness.vm import BALLOON_TIMEOUT, COUNTER_STATS, QEMU_STATS
 from harness.workloads import finish_hog, oom_lines, squeeze, start_hog
 
 pytestmark = pytest.mark.vm_config("oom-on", deflate_on_oom=True)
@@ -256,3 +257,76 @@ def test_rmmod_with_inflated_balloon(vm, driver):
     vm.wait_meminfo("FreeTotal", free0, "free memory back after deflate")
     vm.unload(driver)
     assert not vm.loaded(driver)
+
+
+def test_oom_notifier_never_waits_for_a_batch(vm):
+    """OOM while 32768-page batches inflate: a guest program needs memory
+    the balloon keeps taking (pressure_hold_ms=0, so inflation fights it
+    all along).  The OOM notifier gives memory back every time, nobody is
+    killed, and at least 99 % of its calls take under 10 ms: it never
+    waits behind a batch being allocated or with the host."""
+    dev = vm.load("vballoon", "batch_pages=32768 pressure_hold_ms=0")
+    base = vm.vballoon_status(dev)
+    mark = len(vm.console())
+    # a balloon of all but 300 MiB plus a 600 MiB program do not fit
+    vm.set_balloon_size(vm.ram_bytes - 300 * MiB)
+    vm.wait_until(lambda: vm.balloon_size() >= GiB, BALLOON_TIMEOUT, 0.5,
+                  "the balloon to pass 1 GiB", vm.describe_balloon)
+    start_hog(vm, 600)
+    rc, out = finish_hog(vm)
+    st = vm.vballoon_status(dev)
+    calls = st["oom_calls"] - base["oom_calls"]
+    slow = st["oom_slow_calls"] - base["oom_slow_calls"]
+    record(vm, "oom_latency", {
+        "memhog_rc": rc, "oom_calls": calls, "oom_slow_calls": slow,
+        "oom_max_us": st["oom_max_us"],
+        "oom_released_pages": st["oom_released_pages"] -
+        base["oom_released_pages"],
+        "inflated_pages": st["inflated_pages"] - base["inflated_pages"],
+        "requests": st["requests"] - base["requests"],
+    }, "OOM-LATENCY", "oom_latency.jsonl")
+    assert rc == 0, "memhog 600 failed (rc %d) with the balloon " \
+        "deflatable on OOM:\n%s" % (rc, out)
+    oom = oom_lines(vm, mark)
+    assert not oom, "the OOM killer ran instead of the balloon " \
+        "deflating:\n  " + "\n  ".join(oom)
+    assert calls > 0, "memhog fit without an OOM call: nothing measured " \
+        "(%s)" % st
+    assert slow * 100 <= calls, \
+        "%d of %d OOM notifier calls took 10 ms or more (longest %d us)" \
+        % (slow, calls, st["oom_max_us"])
+
+
+# driver -> pgmigrate_fail during test_compaction_while_inflating, per kernel
+_migrate_fail = {}
+
+
+@pytest.mark.parity
+def test_compaction_while_inflating(vm, driver):
+    """Compaction running all through a 1 GiB inflation and deflation:
+    the balloon's migrate callback fails (pgmigrate_fail) no more often
+    than virtio_balloon's, which takes its lock only by trying."""
+    vm.load(driver)
+    vs0 = vm.vmstat()
+    vm.check("rm -f /tmp/cstop; (while [ ! -e /tmp/cstop ]; do "
+             "echo 1 > /proc/sys/vm/compact_memory; done) "
+             "</dev/null >/dev/null 2>&1 & echo $! > /tmp/compact.pid")
+    try:
+        vm.inflate(GiB)
+        vm.inflate(0)
+    finally:
+        if vm.alive():
+            vm.check("touch /tmp/cstop; while kill -0 $(cat "
+                     "/tmp/compact.pid) 2>/dev/null; do sleep 0.2; done")
+    vs1 = vm.vmstat()
+    figures = {k: vs1.get(k, 0) - vs0.get(k, 0) for k in (
+        "pgmigrate_success", "pgmigrate_fail", "balloon_migrate",
+        "compact_stall", "compact_fail")}
+    record(vm, "compaction_while_inflating", dict(driver=driver, **figures),
+           "COMPACTION", "compaction.jsonl")
+    ours = _migrate_fail.setdefault(vm.kernel.release, {})
+    ours[driver] = figures["pgmigrate_fail"]
+    if "vballoon" in ours and "virtio_balloon" in ours:
+        assert ours["vballoon"] <= ours["virtio_balloon"] + 64, \
+            "pgmigrate_fail during inflation: vballoon %d, virtio_balloon " \
+            "%d" % (ours["vballoon"], ours["virtio_balloon"])

@@ -27,6 +27,7 @@
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/oom.h>
+#include <linux/sched.h>
 #include <linux/string.h>
 
 #include "core.h"
@@ -160,13 +161,18 @@ EXPORT_SYMBOL_IF_KUNIT(vb_hold_extend);
  */
 static unsigned long vb_release(struct vballoon *vb, unsigned long want)
 {
-	unsigned long freed;
+	unsigned long freed, flags;
+	bool opened = false;
 
 	lockdep_assert_held(&vb->deflate_lock);
 	freed = vb_deflate(vb, want, msecs_to_jiffies(VB_RELEASE_WAIT_MS));
-	if (freed && vb->hold_jiffies &&
-	    vb_hold_extend(&vb->hold_active, &vb->hold_until, jiffies,
-			   vb->hold_jiffies))
+	if (freed && vb->hold_jiffies) {
+		spin_lock_irqsave(&vb->stop_lock, flags);
+		opened = vb_hold_extend(&vb->hold_active, &vb->hold_until,
+					jiffies, vb->hold_jiffies);
+		spin_unlock_irqrestore(&vb->stop_lock, flags);
+	}
+	if (opened)
 		vb_count(vb, VB_CNT_HOLDS, 1);
 	vb_report_actual(vb);
 	return freed;
@@ -237,6 +243,9 @@ static unsigned long vb_shrink_count(struct shrinker *s,
 {
 	struct vballoon *vb = vb_shrinker_private(s);
 
+	/* Reclaim caused by our own inflation: do not undo it. */
+	if (READ_ONCE(vb->inflater) == current)
+		return 0;
 	return vb_pressure_quota(si_mem_available(), vb->pressure_floor,
 				 vb_balloon_pages(vb));
 }
@@ -247,8 +256,9 @@ static unsigned long vb_shrink_scan(struct shrinker *s,
 	struct vballoon *vb = vb_shrinker_private(s);
 	unsigned long want, n;
 
-	/* Never wait here: inflation may be what is reclaiming. */
-	if (!mutex_trylock(&vb->deflate_lock))
+	/* Never wait here, nor undo an inflation that is reclaiming. */
+	if (READ_ONCE(vb->inflater) == current ||
+	    !mutex_trylock(&vb->deflate_lock))
 		return SHRINK_STOP;
 	want = min(sc->nr_to_scan,
 		   vb_pressure_quota(si_mem_available(), vb->pressure_floor,
@@ -271,14 +281,15 @@ static unsigned long vb_shrink_scan(struct shrinker *s,
  */
 unsigned long vb_hold_remaining(struct vballoon *vb)
 {
-	lockdep_assert_held(&vb->deflate_lock);
-	if (!vb->hold_active)
-		return 0;
-	if (time_after_eq(jiffies, vb->hold_until)) {
+	unsigned long flags, left = 0;
+
+	spin_lock_irqsave(&vb->stop_lock, flags);
+	if (vb->hold_active && time_after_eq(jiffies, vb->hold_until))
 		vb->hold_active = false;
-		return 0;
-	}
-	return vb->hold_until - jiffies;
+	if (vb->hold_active)
+		left = vb->hold_until - jiffies;
+	spin_unlock_irqrestore(&vb->stop_lock, flags);
+	return left;
 }
 
 void vb_autodeflate_setup(struct vballoon *vb)

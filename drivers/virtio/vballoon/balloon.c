@@ -17,6 +17,7 @@
 #include <linux/mm.h>
 #include <linux/device.h>
 #include <linux/scatterlist.h>
+#include <linux/sched.h>
 #include <linux/vmstat.h>
 
 #include "core.h"
@@ -328,7 +329,9 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 	int err;
 
 	want = min_t(unsigned long, want, vb->batch_pages);
+	WRITE_ONCE(vb->inflater, current);
 	vb_alloc_pages(vb, &pages, want);
+	WRITE_ONCE(vb->inflater, NULL);
 	vb_count(vb, VB_CNT_ALLOC_US,
 		 div_u64(ktime_get_ns() - start, NSEC_PER_USEC));
 
@@ -562,11 +565,8 @@ void vb_update_work_fn(struct work_struct *work)
 	}
 
 	diff = vb_pages_diff(vb_read_target(vb), vb_balloon_pages(vb));
-	if (diff > 0) {
-		mutex_lock(&vb->deflate_lock);
+	if (diff > 0)
 		hold = vb_hold_remaining(vb);
-		mutex_unlock(&vb->deflate_lock);
-	}
 	if (hold) {
 		/* Memory was just given back: do not take it straight again. */
 		delay = hold;

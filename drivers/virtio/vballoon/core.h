@@ -159,7 +159,7 @@ struct vb_queue {
  * the host:
  *
  *   @inflate_lock   the inflate request (the update work inflating)
- *   @deflate_lock   the deflate request, the hold-off window; taken by
+ *   @deflate_lock   the deflate request; taken by
  *                   the update work, the OOM notifier and teardown, only
  *                   tried by the shrinker
  *   @migrate_lock   the two migration requests; only tried, by
@@ -198,8 +198,10 @@ struct vballoon {
 	unsigned long pressure_floor;	/* pages of MemAvailable to keep */
 
 	/*
-	 * @stop_lock (a leaf, taken with interrupts off) protects
-	 * @stopping, @stop_time and @adjusting.  While @stopping is set
+	 * @stop_lock (a leaf, taken with interrupts off; the PM core's
+	 * wakeup-source lock nests inside it) protects @stopping,
+	 * @stop_time, @adjusting and the hold-off window (@hold_until,
+	 * @hold_active: inflation waits after autodeflate released pages).  While @stopping is set
 	 * nothing queues the update or stats work, and waits for the host
 	 * give up a request that stalls for VB_STOP_GRACE_MS.  @adjusting:
 	 * the balloon is moving toward a new target and holds a wakeup
@@ -209,6 +211,8 @@ struct vballoon {
 	bool stopping;
 	unsigned long stop_time;	/* jiffies */
 	bool adjusting;
+	unsigned long hold_until;	/* jiffies */
+	bool hold_active;
 
 	/*
 	 * The host stopped answering (a request given up while stopping) or
@@ -229,11 +233,15 @@ struct vballoon {
 	struct vb_req inflate_req;	/* protected by @inflate_lock */
 	/* Only the update work, which never runs twice at once, uses it. */
 	unsigned int backoff_ms;
+	/*
+	 * The task allocating pages to inflate, while it does: reclaim it
+	 * causes must not have the shrinker give pages straight back.
+	 * Written with WRITE_ONCE() by the update work, read by the shrinker.
+	 */
+	struct task_struct *inflater;
 
 	struct mutex deflate_lock;	/* see the lock list above */
 	struct vb_req deflate_req;	/* protected by @deflate_lock */
-	unsigned long hold_until;	/* protected by @deflate_lock; jiffies */
-	bool hold_active;		/* protected by @deflate_lock */
 
 	struct mutex migrate_lock;	/* see the lock list above */
 	struct vb_req migrate_in;	/* protected by @migrate_lock */

@@ -22,6 +22,10 @@ from harness.units import GUEST_DIR, cache_dir
 INITRAMFS_FORMAT = "vbtest-initramfs-4"
 
 TRANSPORT_MODULES = ("virtio_pci",)   # pulls in virtio, virtio_ring, ...
+# Transports /init also loads where the kernel has them: virtio_mmio
+# finds the devices of QEMU's microvm machine in its ACPI tables
+# (Machine(transport="mmio")); on the pc machine it finds none.
+OPTIONAL_TRANSPORTS = ("virtio_mmio",)
 # Modules put in the image for tests to load when they need them (a disk
 # for page-cache tests); left out quietly where the kernel lacks them.
 OPTIONAL_MODULES = ("virtio_blk",)
@@ -116,11 +120,13 @@ def build_initramfs(kernel, with_vballoon=True, busybox="/bin/busybox",
     idx = ModuleIndex(kernel)
     sources = {}  # modname -> source file, for everything in the image
     plans = {}    # initramfs-visible driver name -> ordered modnames
-    for top in TRANSPORT_MODULES + ("virtio_balloon",) + OPTIONAL_MODULES:
+    optional = OPTIONAL_TRANSPORTS + OPTIONAL_MODULES
+    for top in TRANSPORT_MODULES + OPTIONAL_TRANSPORTS + ("virtio_balloon",) \
+            + OPTIONAL_MODULES:
         try:
             order = idx.closure(top)
         except HarnessError:
-            if top in OPTIONAL_MODULES:
+            if top in optional:
                 continue
             raise
         plans[top] = order
@@ -168,7 +174,8 @@ def build_initramfs(kernel, with_vballoon=True, busybox="/bin/busybox",
     for top, order in plans.items():
         c.file("lib/modules/vbtest/%s.deps" % top,
                "".join("%s %s.ko\n" % (m, m) for m in order).encode())
-    transport = [t for t in TRANSPORT_MODULES if plans[t]]
+    transport = [t for t in TRANSPORT_MODULES + OPTIONAL_TRANSPORTS
+                 if plans.get(t)]
     c.file("etc/vbtest/transport", ("\n".join(transport) + "\n").encode())
     c.file("etc/vbtest/info", json.dumps(info).encode())
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """One QEMU/TCG guest: the process, its QMP socket, the console log and
-the command agent on ttyS1 (see virtme-ng's qemu_helpers.py).
+the command agent on ttyS1 (see virtme-ng's qemu_helpers.py); the pc
+machine with virtio-pci devices, or microvm with virtio-mmio ones
+(transport="mmio").
 
 ttyS0 (console) goes to console.log in a per-VM log directory; ttyS1 and
 QMP are unix sockets on which the harness listens and QEMU connects as a
@@ -26,11 +28,30 @@ import time
 from pathlib import Path
 
 from harness.errors import CommandFailed, HarnessError, QMPError, VMDied
-from harness.initramfs import build_initramfs
-from harness.units import MiB, cache_dir
+from harness.initramfs import build_helper, build_initramfs
+from harness.units import HOST_DIR, MiB, cache_dir
 
 BALLOON_ID = "balloon0"
 BALLOON_PATH = "/machine/peripheral/" + BALLOON_ID
+
+# transport="mmio": QEMU's microvm machine, the devices on virtio-mmio.
+# Debian's kernels have no VIRTIO_MMIO_CMDLINE_DEVICES, so they find the
+# devices in microvm's ACPI tables (DSDT, LNRO0005; microvm's acpi=auto
+# is on) once /init loads virtio_mmio; microvm's isa-serial (on by
+# default) is ttyS0, the agent gets a second ISA UART (index 1: COM2's
+# port 0x2f8 and IRQ 3, ttyS1).
+# microvm has no HPET and no ACPI PM timer, and under TCG the PIT
+# calibration fails ("tsc: Unable to calibrate against PIT ... No
+# reference (HPET/PMTIMER) available"): both Debian kernels then hang
+# before the console says more (pit/pic/rtc=on do not help).  Under TCG
+# the guest's RDTSC reads the host's TSC, so the kernel is told the
+# host's TSC frequency (tsc_early_khz=, measured by host/tsc_khz.c) and
+# that the TSC is reliable (no watchdog: there is no other clocksource
+# than jiffies).  VBALLOON_MICROVM_OPTS, VBALLOON_MMIO_CMDLINE and
+# VBALLOON_TSC_KHZ override these.
+MMIO_MACHINE_OPTS = ""
+MMIO_CMDLINE = "tsc_early_khz={tsc_khz} tsc=reliable"
+TRANSPORTS = ("pci", "mmio")
 
 _live_vms = set()
 _live_lock = threading.Lock()
@@ -44,6 +65,23 @@ def _kill_all_vms():
 
 
 atexit.register(_kill_all_vms)
+
+
+_tsc_khz = []
+
+
+def host_tsc_khz():
+    """The host's TSC frequency in kHz (VBALLOON_TSC_KHZ, else measured
+    once per process by host/tsc_khz.c)."""
+    env = os.environ.get("VBALLOON_TSC_KHZ")
+    if env:
+        return int(env)
+    if not _tsc_khz:
+        exe = build_helper(HOST_DIR / "tsc_khz.c")
+        out = subprocess.run([str(exe)], check=True, text=True,
+                             stdout=subprocess.PIPE).stdout
+        _tsc_khz.append(int(out.strip()))
+    return _tsc_khz[0]
 
 
 def _pdeathsig():
@@ -65,8 +103,9 @@ def _prune_logs(base, keep=60):
 
 class Machine:
     """A QEMU/TCG guest booting `kernel` with the test initramfs and a
-    virtio-balloon-pci device (none with balloon=False); run(), check()
-    and qmp() talk to it."""
+    virtio-balloon-pci device (transport="mmio": the microvm machine and
+    a virtio-balloon-device on virtio-mmio, same device id; none with
+    balloon=False); run(), check() and qmp() talk to it."""
 
     _seq = itertools.count(1)
 
@@ -74,9 +113,14 @@ class Machine:
                  balloon_props=None, append="", name=None, log_dir=None,
                  with_vballoon=True, qemu="qemu-system-x86_64",
                  tcg_thread=None, extra_helpers=(), disk_mib=0, trace=False,
-                 balloon=True):
+                 transport="pci", balloon=True):
+        if transport not in TRANSPORTS:
+            raise HarnessError("transport %r is not one of %s" % (
+                transport, ", ".join(TRANSPORTS)))
+        # "pci": the pc machine, virtio-*-pci; "mmio": microvm, virtio-*-device
+        self.transport = transport
         self.kernel = kernel
-        # False: no virtio-balloon-pci; the only balloon is one the guest
+        # False: no QEMU balloon device; the only balloon is one the guest
         # makes itself (tests/vbhost, harness/vbhost.py)
         self.balloon = balloon
         self.mem_mib = mem_mib
@@ -129,17 +173,42 @@ class Machine:
 
     # -- lifecycle ---------------------------------------------------------
 
+    def _virtio(self, dev):
+        """QEMU's name of virtio device `dev` ("balloon", "blk") on this
+        transport."""
+        return "virtio-%s-%s" % (dev, "pci" if self.transport == "pci"
+                                 else "device")
+
+    def _machine_args(self):
+        """Machine, CPU and the extra kernel command line of the
+        transport."""
+        if self.transport == "pci":
+            return ["-cpu", "max"], ""
+        opts = os.environ.get("VBALLOON_MICROVM_OPTS", MMIO_MACHINE_OPTS)
+        extra = os.environ.get("VBALLOON_MMIO_CMDLINE", MMIO_CMDLINE)
+        if "{tsc_khz}" in extra:
+            extra = extra.replace("{tsc_khz}", str(host_tsc_khz()))
+        return (["-M", "microvm" + ("," + opts if opts else ""),
+                 "-cpu", "max"], extra)
+
     def command_line(self):
         props = {"id": BALLOON_ID,
                  "deflate-on-oom": "on" if self.deflate_on_oom else "off"}
         props.update(self.balloon_props)
-        dev = "virtio-balloon-pci," + ",".join(
+        dev = self._virtio("balloon") + "," + ",".join(
             "%s=%s" % kv for kv in props.items())
-        append = " ".join(a for a in ("console=ttyS0 panic=-1",
+        machine, extra = self._machine_args()
+        append = " ".join(a for a in ("console=ttyS0 panic=-1", extra,
                                       self.kernel.cmdline, self.append) if a)
+        # ttyS1, the agent: the pc machine takes a second -serial; microvm
+        # makes only its one isa-serial from -serial, the second UART is
+        # added as a device at COM2's port and IRQ
+        agent = ["-serial", "chardev:agent"] if self.transport == "pci" \
+            else ["-device", "isa-serial,index=1,chardev=agent"]
         return [
             self.qemu, "-accel", "tcg,thread=%s" % self.tcg_thread,
-            "-cpu", "max", "-m", str(self.mem_mib), "-smp", str(self.smp),
+        ] + machine + [
+            "-m", str(self.mem_mib), "-smp", str(self.smp),
             "-nodefaults", "-nographic", "-no-reboot", "-monitor", "none",
             "-kernel", str(self.kernel.vmlinuz),
             "-initrd", str(self.initramfs),
@@ -148,7 +217,7 @@ class Machine:
             "-chardev", "file,id=con,path=%s" % self.console_path,
             "-serial", "chardev:con",
             "-chardev", "socket,id=agent,path=%s" % (self.sockdir / "agent"),
-            "-serial", "chardev:agent",
+        ] + agent + [
             "-chardev", "socket,id=qmp,path=%s" % (self.sockdir / "qmp"),
             "-mon", "chardev=qmp,mode=control",
         ] + self._disk_args() + (["-D", str(self.trace_path)]
@@ -162,7 +231,7 @@ class Machine:
             with open(img, "wb") as fh:
                 fh.truncate(self.disk_mib * MiB)
         return ["-drive", "file=%s,if=none,id=disk0,format=raw,cache=unsafe"
-                % img, "-device", "virtio-blk-pci,drive=disk0"]
+                % img, "-device", self._virtio("blk") + ",drive=disk0"]
 
     def start(self, boot_timeout=600):
         """Build the initramfs, launch QEMU, wait for the agent; then

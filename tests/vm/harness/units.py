@@ -10,6 +10,7 @@ PAGE_SIZE = 4096
 
 VM_DIR = Path(__file__).resolve().parent.parent     # tests/vm
 GUEST_DIR = VM_DIR / "guest"                         # files for the guest
+HOST_DIR = VM_DIR / "host"                           # host-side helpers
 REPO_ROOT = VM_DIR.parent.parent
 
 

@@ -4,9 +4,12 @@ memhog (guest/memhog.c) in the background, a loop reading the VM's
 virtio-blk disk into the page cache, and the OOM-killer bookkeeping
 around them."""
 
+import time
+
 from harness.console import (EXPECT_BEGIN, EXPECT_END, OOM_PATTERNS,
                              find_bad_lines)
 from harness.units import MiB, mib
+from harness.vm import BALLOON_TIMEOUT
 
 
 def start_victim(vm, name, args, ready, timeout, what, interval=0.5,
@@ -42,8 +45,13 @@ def start_hog(vm, size_mib, options=""):
     start_victim(vm, "memhog", "%s -r /tmp/memhog.ready -H 600 %d" % (
         options, size_mib), "test -e /tmp/memhog.ready", 900,
         "memhog %d to touch all its memory or end" % size_mib, interval=1,
-        describe=lambda: "memhog output: %r, %s" % (
-            vm.run("cat /tmp/memhog.out")[1], vm.describe_balloon()))
+        describe=lambda: "memhog output: %r, %s; memhog's state and "
+        "kernel stack: %r; vballoon: %r" % (
+            vm.run("cat /tmp/memhog.out")[1], vm.describe_balloon(),
+            vm.run("p=$(pidof memhog); grep State /proc/$p/status; "
+                   "cat /proc/$p/stack")[1],
+            vm.run("cat /sys/kernel/debug/vballoon/*/status 2>/dev/null "
+                   "| tr '\\n' ' '")[1]))
 
 
 def finish_hog(vm):
@@ -76,10 +84,32 @@ def oom_lines(vm, mark):
             find_bad_lines(vm.dmesg(), OOM_PATTERNS))
 
 
-def squeeze(vm, leave=100 * MiB):
-    """Inflate until only about `leave` bytes are free; returns actual."""
+def squeeze(vm, leave=100 * MiB, still_s=10):
+    """Inflate until only about `leave` bytes are free; returns actual.
+
+    The target is what is free now minus `leave`, but the last few MiB
+    may sit on per-CPU free lists or be taken by the guest meanwhile,
+    where the balloon (allocating without reclaim) cannot get them: the
+    balloon has done its part when it reaches the target, or when it has
+    not grown for `still_s` seconds with free memory within the tolerance
+    of `leave`."""
     size = (vm.free_bytes() - leave) // MiB * MiB
-    vm.inflate(size)
+    vm.set_balloon_size(size)
+    seen = {"size": None, "since": time.monotonic()}
+
+    def settled():
+        cur = vm.balloon_size()
+        if cur >= size:
+            return True
+        now = time.monotonic()
+        if cur != seen["size"]:
+            seen.update(size=cur, since=now)
+            return False
+        return now - seen["since"] >= still_s and \
+            vm.free_bytes() <= leave + vm.tolerance
+    vm.wait_until(settled, BALLOON_TIMEOUT, 1,
+                  "balloon of %s, or one that stopped growing with about "
+                  "%s free" % (mib(size), mib(leave)), vm.describe_balloon)
     vm.wait_meminfo("FreeTotal", leave, "about %s left free" % mib(leave))
     return vm.query_balloon()
 
