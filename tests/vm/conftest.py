@@ -111,7 +111,7 @@ class VMSlot:
                         raise
             self.boots.append((vm.boot_seconds, vm.log_dir))
             self.vm = vm
-            if self.kernel.builtin_vballoon and vm.balloon:
+            if self.kernel.builtin_vballoon and getattr(vm, "balloon", True):
                 problem = boot_bound_problem(vm.boot_bound,
                                              vm.balloon_device())
                 if problem:
