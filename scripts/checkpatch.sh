@@ -2,9 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # checkpatch.sh CACHE_DIR
 # Run checkpatch.pl --strict from Debian's linux-source-6.12 over every
-# source file of the driver.  The script (and the data files it reads) is
-# pulled out of the source tarball once, into CACHE_DIR, keyed by the
-# package version.
+# source file of the driver and of the test device (tests/vbhost).  The
+# script (and the data files it reads) is pulled out of the source tarball
+# once, into CACHE_DIR, keyed by the package version.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cache=$1
@@ -26,7 +26,7 @@ fi
 cd "$top"
 # CAMELCASE: without a tree checkpatch cannot tell the kernel's own
 # mixed-case names (__SetPageOffline, PageOffline) from new ones.
-mapfile -t files < <(find drivers include tests/kunit -type f \
+mapfile -t files < <(find drivers include tests/kunit tests/vbhost -type f \
 	\( -name '*.c' -o -name '*.h' \) 2>/dev/null | sort)
 if perl "$dir/scripts/checkpatch.pl" --no-tree --strict --terse \
 	--show-types --ignore FILE_PATH_CHANGES,CAMELCASE -f "${files[@]}"; then

@@ -77,6 +77,10 @@ class VMSlot:
         # or its failure overlooked: a debug-kernel boot that died, or one
         # after which vballoon had not bound the balloon
         self.boot_problems = []
+        # guests a test gave up on on purpose (a driver stuck in the host's
+        # wait: test_vbhost.py), with what their console/dmesg showed
+        self.retired = []
+        self.retired_problems = []
         self.started = time.monotonic()
 
     def get(self):
@@ -107,7 +111,7 @@ class VMSlot:
                         raise
             self.boots.append((vm.boot_seconds, vm.log_dir))
             self.vm = vm
-            if self.kernel.builtin_vballoon:
+            if self.kernel.builtin_vballoon and getattr(vm, "balloon", True):
                 problem = boot_bound_problem(vm.boot_bound,
                                              vm.balloon_device())
                 if problem:
@@ -125,15 +129,43 @@ class VMSlot:
             self.vm.kill()
             self.vm = None
 
+    def retire(self, why):
+        """Replace the guest by a fresh boot for the next test without
+        counting it as lost: a test left a process stuck in the kernel on
+        purpose (a driver that waits for the host forever).  Its whole
+        console and dmesg are checked first, as at the end of a boot."""
+        vm = self.vm
+        if vm is None:
+            return
+        self.retired.append("guest retired: %s (console: %s)" %
+                            (why, vm.console_path))
+        if vm.alive():
+            try:
+                con, dmesg = vm.console(), vm.dmesg()
+                bad = find_bad_lines(con) + find_bad_lines(dmesg)
+                if bad:
+                    self.retired_problems.append(
+                        "kernel problems in a retired boot (console %s):\n"
+                        "  %s\n%s" % (vm.console_path, "\n  ".join(bad[:40]),
+                                      bad_reports(con) or bad_reports(dmesg)))
+            except Exception as exc:
+                self.retired_problems.append(
+                    "could not read the log of a retired guest: %s" % exc)
+        vm.kill()
+        self.vm = None
+
     def end_of_boot_problems(self):
         """No guest died, the whole console/dmesg of this boot is clean and
         (debug kernel) kmemleak finds no leak in vballoon.  All three are
         checked; returns the problems found, as text."""
         problems = ["a boot of the debug kernel (vballoon built in) "
                     "failed: " + p for p in self.boot_problems]
+        problems += self.retired_problems
         if not self.boots:
             return problems     # nothing booted (all skipped, or it died)
         vm = self.vm
+        if vm is None and self.retired and not self.deaths:
+            return problems     # the last guest was retired and checked
         deaths = list(self.deaths)
         if vm is None or not vm.alive():
             deaths.append("the guest is not running at the end of the "
@@ -242,9 +274,14 @@ def vm(request, vm_slot):
     _skip_on_debug_kernel(request.node, vm_slot.kernel)
     vm = vm_slot.get()
     start = len(vm.console())
+    vm.retire_reason = None
     yield vm
     problems = []
-    if vm.alive():
+    retire = vm.retire_reason
+    if retire and vm.alive():
+        # the test left the guest unusable on purpose (see VMSlot.retire)
+        pass
+    elif vm.alive():
         try:
             vm.reset_balloon()
         except Exception as exc:
@@ -258,6 +295,8 @@ def vm(request, vm_slot):
         problems.append("kernel problems on the guest console during this "
                         "test:\n  " + "\n  ".join(bad[:20]) +
                         "\n" + bad_reports(text))
+    if retire:
+        vm_slot.retire(retire)
     if problems:
         if vm.alive() and any(p.startswith("could not") for p in problems):
             vm_slot.discard("cleanup failed")
@@ -282,11 +321,17 @@ def pytest_terminal_summary(terminalreporter):
     if not _slots:
         return
     tr = terminalreporter
+    from harness.vbhost import survival_table
+    table = survival_table()
+    if table:
+        tr.section("vbhost: what each driver survives")
+        for line in table.splitlines():
+            tr.write_line(line)
     tr.section("vballoon VM boots")
     for s in _slots:
         for secs, logdir in s.boots:
             tr.write_line("%-8s %-24s boot %5.1f s  logs %s" % (
                 s.label, s.kernel.release, secs or 0, logdir))
-        for d in s.boot_failures + s.deaths:
+        for d in s.boot_failures + s.deaths + s.retired:
             tr.write_line("%-8s %-24s %s" % (s.label, s.kernel.release,
                                              d.splitlines()[0]))

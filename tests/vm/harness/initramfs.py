@@ -2,9 +2,9 @@
 """The test initramfs (see virtme-ng's mkinitramfs.py): busybox, /init,
 the command agent, the kernel's virtio transport modules and
 virtio_balloon.ko (decompressed, dependency order from modules.dep),
-vballoon.ko (dependencies from its .modinfo, vermagic checked) and
-static test helpers.  Cached under <cache>/initramfs/ by the hash of
-every input."""
+vballoon.ko (dependencies from its .modinfo, vermagic checked), the test
+device vbhost.ko when built (the same way) and static test helpers.
+Cached under <cache>/initramfs/ by the hash of every input."""
 
 import hashlib
 import json
@@ -73,7 +73,23 @@ def _vballoon_module(kernel, idx, with_vballoon):
     return data, order, info
 
 
-def _cache_key(kernel, busybox, sources, helpers, scripts, vb_data, plans):
+def _vbhost_module(kernel, idx):
+    """(vbhost.ko bytes or None, its insmod order): the test device of
+    tests/vbhost, when it has been built for this kernel."""
+    ko = kernel.vbhost_ko()
+    if ko is None or not ko.exists():
+        return None, None
+    data = ko.read_bytes()
+    vermagic = modinfo_field(data, "vermagic") or ""
+    if vermagic.split(" ")[0] != kernel.release:
+        raise HarnessError("%s was built for %r, not %s" %
+                           (ko, vermagic, kernel.release))
+    deps = [d for d in (modinfo_field(data, "depends") or "").split(",") if d]
+    return data, idx.closure("vbhost", extra_deps=[modname(d) for d in deps])
+
+
+def _cache_key(kernel, busybox, sources, helpers, scripts, vb_data, plans,
+               vbh_data=None):
     h = hashlib.sha256(INITRAMFS_FORMAT.encode())
     h.update(kernel.release.encode())
     for label, data in sorted(
@@ -81,7 +97,8 @@ def _cache_key(kernel, busybox, sources, helpers, scripts, vb_data, plans):
             + [("mod:" + m, Path(p).read_bytes()) for m, p in sources.items()]
             + [("helper:" + n, p.read_bytes()) for n, p in helpers.items()]
             + [("script:" + n, d) for n, d in scripts.items()]
-            + ([("vballoon", vb_data)] if vb_data is not None else [])):
+            + ([("vballoon", vb_data)] if vb_data is not None else [])
+            + ([("vbhost", vbh_data)] if vbh_data is not None else [])):
         h.update(label.encode() + b"\0")
         h.update(hashlib.sha256(data).digest())
     h.update(json.dumps(plans, sort_keys=True).encode())
@@ -119,12 +136,17 @@ def build_initramfs(kernel, with_vballoon=True, busybox="/bin/busybox",
     if vb_order is not None:
         plans["vballoon"] = vb_order
         sources.update((m, idx.paths[m]) for m in vb_order if m != "vballoon")
+    vbh_data, vbh_order = _vbhost_module(kernel, idx)
+    info["vbhost"] = vbh_data is not None
+    if vbh_order is not None:
+        plans["vbhost"] = vbh_order
+        sources.update((m, idx.paths[m]) for m in vbh_order if m != "vbhost")
 
     helpers = {Path(h).stem: build_helper(h)
                for h in HELPERS + tuple(str(p) for p in extra_helpers)}
     scripts = {n: (GUEST_DIR / n).read_bytes() for n in SCRIPTS}
     key = _cache_key(kernel, busybox, sources, helpers, scripts, vb_data,
-                     plans)
+                     plans, vbh_data)
     out = cache_dir() / "initramfs" / ("%s-%s.cpio" % (kernel.release, key))
     if out.exists():
         return out, info
@@ -147,6 +169,8 @@ def build_initramfs(kernel, with_vballoon=True, busybox="/bin/busybox",
         c.file("lib/modules/vbtest/%s.ko" % m, read_module(p))
     if vb_data is not None:
         c.file("lib/modules/vbtest/vballoon.ko", vb_data)
+    if vbh_data is not None:
+        c.file("lib/modules/vbtest/vbhost.ko", vbh_data)
     for top, order in plans.items():
         c.file("lib/modules/vbtest/%s.deps" % top,
                "".join("%s %s.ko\n" % (m, m) for m in order).encode())

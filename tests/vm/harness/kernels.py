@@ -50,6 +50,14 @@ class Kernel:
         base = Path(base) if base else REPO_ROOT / "build"
         return base / self.release / "vballoon.ko"
 
+    def vbhost_ko(self):
+        """Path where scripts/build-modules.sh puts the test device
+        tests/vbhost for this kernel: <build>/<release>/vbhost.ko (the
+        debug kernel too: it is a module there as well)."""
+        base = os.environ.get("VBALLOON_BUILD_DIR")
+        base = Path(base) if base else REPO_ROOT / "build"
+        return base / self.release / "vbhost.ko"
+
     def describe(self):
         """One line for the test report header."""
         ko = self.vballoon_ko()

@@ -104,8 +104,8 @@ def _prune_logs(base, keep=60):
 class Machine:
     """A QEMU/TCG guest booting `kernel` with the test initramfs and a
     virtio-balloon-pci device (transport="mmio": the microvm machine and
-    a virtio-balloon-device on virtio-mmio, same device id); run(),
-    check() and qmp() talk to it."""
+    a virtio-balloon-device on virtio-mmio, same device id; none with
+    balloon=False); run(), check() and qmp() talk to it."""
 
     _seq = itertools.count(1)
 
@@ -113,13 +113,16 @@ class Machine:
                  balloon_props=None, append="", name=None, log_dir=None,
                  with_vballoon=True, qemu="qemu-system-x86_64",
                  tcg_thread=None, extra_helpers=(), disk_mib=0, trace=False,
-                 transport="pci"):
+                 transport="pci", balloon=True):
         if transport not in TRANSPORTS:
             raise HarnessError("transport %r is not one of %s" % (
                 transport, ", ".join(TRANSPORTS)))
         # "pci": the pc machine, virtio-*-pci; "mmio": microvm, virtio-*-device
         self.transport = transport
         self.kernel = kernel
+        # False: no QEMU balloon device; the only balloon is one the guest
+        # makes itself (tests/vbhost, harness/vbhost.py)
+        self.balloon = balloon
         self.mem_mib = mem_mib
         self.ram_bytes = mem_mib * MiB
         self.smp = smp
@@ -210,7 +213,7 @@ class Machine:
             "-kernel", str(self.kernel.vmlinuz),
             "-initrd", str(self.initramfs),
             "-append", append,
-            "-device", dev,
+        ] + (["-device", dev] if self.balloon else []) + [
             "-chardev", "file,id=con,path=%s" % self.console_path,
             "-serial", "chardev:con",
             "-chardev", "socket,id=agent,path=%s" % (self.sockdir / "agent"),

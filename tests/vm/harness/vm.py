@@ -271,7 +271,15 @@ class VM(Machine):
     def reset_balloon(self, timeout=900):
         """Target balloon 0, wait for it if a driver is loaded, unload all
         balloon drivers.  Leaves the VM ready for the next test: the
-        balloon device bound to no driver."""
+        balloon device bound to no driver.  Without QEMU's balloon
+        (balloon=False) the balloon is vbhost's: harness.vbhost.reset."""
+        if not self.balloon:
+            from harness import vbhost
+            vbhost.reset(self)
+            for drv in BALLOON_DRIVERS:
+                if self.loaded(drv) and not self.kernel.builtin_vballoon:
+                    self.unload(drv, timeout=60)
+            return
         self.set_balloon(self.ram_bytes)
         for drv in BALLOON_DRIVERS:
             if self.loaded(drv):
@@ -400,6 +408,8 @@ class BuiltinVM(VM):
 
     def reset_balloon(self, timeout=900):
         super().reset_balloon(timeout)
+        if not self.balloon:
+            return
         self._unbind()
         left = {d: self.bound_devices(d) for d in BALLOON_DRIVERS}
         left = {d: v for d, v in left.items() if v}

@@ -1,0 +1,371 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""The driver against hosts QEMU cannot play (issue 11): the guest boots
+without QEMU's balloon and the test device tests/vbhost (vbhost.ko, in
+the guest) is the only balloon.  See harness/vbhost.py for its debugfs.
+
+Per profile (qemu, firecracker, crosvm, legacy): the driver binds, a
+balloon of 128 MiB and back, the device holds exactly what the driver's
+`actual` says, no protocol violation, at most 256 frames per descriptor
+for firecracker, stats arrive.  Then each fault of the device: the guest
+survives without a kernel splat, unbind (or the device's removal, or
+rmmod vbhost) finishes within 10 s even when the host stopped answering,
+MemTotal and free memory come back within 2 %, the device's `actual`
+equals the frames it holds.
+
+Tests marked parity run against the kernel's virtio_balloon too: there a
+scenario that fails or hangs (its host waits are unbounded) is recorded,
+not failed; a hung guest is retired and the next test boots a new one.
+The side-by-side table of what each driver survives is printed at the
+end of the run (pytest's terminal summary) and kept as JSON lines in
+<cache>/logs/vbhost-survival.json.
+
+Guests: one boot per kernel, more only after a hang.  vbhost is loaded
+and unloaded per test (profiles and faults share the boot).
+"""
+
+import time
+
+import pytest
+
+from harness import vbhost as vbh
+from harness.errors import CommandFailed, WaitTimeout
+from harness.units import PAGE_SIZE, MiB
+
+pytestmark = pytest.mark.vm_config("vbhost", balloon=False)
+
+# bounded host waits: unbind / removal / rmmod within this (x slowdown)
+STOP_LIMIT = 10
+FIRECRACKER_MAX = 256
+
+
+class Hang(Exception):
+    """A driver did not finish within STOP_LIMIT: the guest is unusable."""
+
+
+def frames(nbytes):
+    return nbytes // PAGE_SIZE
+
+
+def attach(vm, driver, profile="qemu", params=""):
+    """Load `driver` (built-in vballoon on the debug kernel binds by
+    itself) and vbhost with `profile`; returns (VBHost, baseline
+    meminfo).  The driver is bound to the new device."""
+    if driver != "vballoon" or not vm.kernel.builtin_vballoon:
+        vm.check("modload %s" % driver)
+    base = vm.meminfo()
+    h = vbh.VBHost(vm)
+    st = h.load(profile, params)
+    assert st["driver"] == driver, \
+        "vbhost device %s bound to %r, not %s (state %r)" % (
+            st["device"], st["driver"], driver, st)
+    return h, base
+
+
+def bounded(vm, cmd, what, limit=STOP_LIMIT):
+    """Run `cmd` in the guest in the background; returns its seconds, or
+    raises Hang if it is not done within `limit` x slowdown (it may be
+    stuck in the kernel for good)."""
+    vm.check("rm -f /tmp/bounded.rc; (%s; echo $? > /tmp/bounded.rc) "
+             "</dev/null >/tmp/bounded.out 2>&1 &" % cmd)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit * vm.slowdown:
+        if vm.run("test -e /tmp/bounded.rc")[0] == 0:
+            secs = time.monotonic() - t0
+            rc = int(vm.check("cat /tmp/bounded.rc").strip() or 1)
+            if rc:
+                raise CommandFailed("%s: rc %d: %s" % (
+                    what, rc, vm.check("cat /tmp/bounded.out")))
+            return secs
+        time.sleep(0.2)
+    raise Hang("%s not done after %.0f s" % (what, limit * vm.slowdown))
+
+
+def unbind(vm, driver, h):
+    st = h.state()
+    if st["driver"] == "-":
+        return 0.0
+    return bounded(vm, "echo %s > /sys/bus/virtio/drivers/%s/unbind" % (
+        st["device"], driver), "unbind %s from %s" % (driver, st["device"]))
+
+
+def wait_gone(vm, h, what):
+    """The device's removal (remove, remove-inflate) finished: no driver,
+    not present, within STOP_LIMIT."""
+    try:
+        return h.wait(lambda s: not s["present"] and s["driver"] == "-",
+                      STOP_LIMIT, what)
+    except WaitTimeout as exc:
+        raise Hang("%s: %s" % (what, exc))
+
+
+def memory_back(vm, base, what):
+    vm.wait_meminfo("MemTotal", base["MemTotal"] * 1024,
+                    "MemTotal back " + what)
+    vm.wait_meminfo("FreeTotal", base["FreeTotal"] * 1024,
+                    "free memory back " + what)
+
+
+def clean(st, driver, what):
+    """No protocol violation and `actual` equals the frames held."""
+    assert st["violations"] == 0, "%s: %d violations, first: %s" % (
+        what, st["violations"], st["first_violation"])
+    assert st["actual"] == st["held_frames"], \
+        "%s: actual %d but the device holds %d frames" % (
+            what, st["actual"], st["held_frames"])
+
+
+def finish(vm, driver, h, base, what):
+    """Unbind (bounded), memory back, the device's books clean."""
+    unbind(vm, driver, h)
+    memory_back(vm, base, what)
+    st = h.state()
+    clean(st, driver, what)
+    return st
+
+
+def release(vm, driver):
+    """After a failed scenario: unbind the driver if it is still bound,
+    bounded; a driver stuck waiting for the host retires the guest (the
+    cleanup's rmmod would hang on it)."""
+    h = vbh.VBHost(vm)
+    if not h.loaded() or vm.run("test -e %s/state" % h.dir)[0] != 0:
+        return
+    try:
+        h.set_fault("none")
+        unbind(vm, driver, h)
+    except Hang as exc:
+        vm.retire_reason = "%s stuck after a failed scenario: %s" % (
+            driver, exc)
+    except (AssertionError, CommandFailed):
+        pass
+
+
+def outcome(vm, driver, scenario, fn):
+    """Run scenario `fn`; record what `driver` did (survives, hangs,
+    fails: ...) for the table; vballoon must survive, virtio_balloon's
+    result is only recorded.  A hang retires the guest."""
+    why = ""
+    try:
+        fn()
+        result = "survives"
+    except Hang as exc:
+        result = "hangs"
+        why = str(exc)
+        vm.retire_reason = "%s %s: %s" % (driver, scenario, why)
+    except (AssertionError, WaitTimeout, CommandFailed) as exc:
+        result = "fails"
+        why = str(exc).splitlines()[0][:300]
+        release(vm, driver)
+    vbh.record_survival(vm, driver, scenario, result, why)
+    if result != "survives":
+        msg = "%s %s: %s (%s)" % (driver, scenario, result, why)
+        if driver == "vballoon":
+            pytest.fail(msg, pytrace=False)
+        print("recorded, not failed: " + msg)
+
+
+# -- profiles ----------------------------------------------------------------
+
+@pytest.mark.parity
+@pytest.mark.parametrize("profile", vbh.PROFILES)
+def test_profile(vm, driver, profile):
+    def run():
+        h, base = attach(vm, driver, profile)
+        st = h.state()
+        acc = st["features_accepted"]
+        assert bool(acc >> vbh.F_VERSION_1 & 1) == (profile != "legacy"), \
+            "VERSION_1 accepted %s with profile %s" % (hex(acc), profile)
+        assert acc >> vbh.F_STATS_VQ & 1, "STATS_VQ not accepted"
+        got0 = h.stats()["stats_received"]
+        h.set_stats_period(300)
+        st = h.inflate(128 * MiB, timeout=120)
+        clean(st, driver, "128 MiB inflated")
+        if profile == "firecracker":
+            assert st["max_frames_per_desc"] <= FIRECRACKER_MAX, st
+            assert st["lost_descs"] == 0, st
+        s = h.wait(lambda s: s["stats_received"] >= got0 + 2 or
+                   s["stats_rejected"], 30, "fresh stats")
+        assert not s["stats_rejected"], \
+            "%s rejected the stats buffer (a tag >= 10): stats_rejected %d" \
+            % (profile, s["stats_rejected"])
+        stats = h.stats()
+        assert "4" in stats and stats["4"] > 0, \
+            "no free-memory stat (tag 4): %r" % stats
+        h.set_stats_period(0)
+        clean(h.inflate(0, timeout=120), driver, "deflated")
+        finish(vm, driver, h, base, "after the %s profile" % profile)
+    outcome(vm, driver, "profile " + profile, run)
+
+
+# -- faults ------------------------------------------------------------------
+
+def sc_silent(vm, driver, h, base):
+    h.inflate(64 * MiB)
+    h.set_fault("silent")
+    h.set_target_bytes(128 * MiB)
+    h.wait(lambda s: s["pending"] > 0, 30, "an inflate request pending")
+    time.sleep(1)
+    assert h.state()["held_frames"] == frames(64 * MiB)
+    h.set_fault("none")
+    clean(h.inflate(128 * MiB), driver, "silent, then none")
+    h.set_fault("silent")
+    h.set_target(0)
+    h.wait(lambda s: s["pending"] > 0, 30, "a deflate request pending")
+    finish(vm, driver, h, base, "unbound from a silent host")
+
+
+def sc_delay(vm, driver, h, base):
+    h.set_fault("delay=100")
+    clean(h.inflate(32 * MiB, timeout=120), driver, "32 MiB, delayed")
+    h.set_target_bytes(96 * MiB)
+    h.wait(lambda s: s["pending"] > 0, 30, "a delayed request pending")
+    finish(vm, driver, h, base, "unbound from a slow host")
+
+
+def sc_flap(vm, driver, h, base):
+    h.inflate(64 * MiB)
+    h.set_target_bytes(128 * MiB)
+    h.set_fault("flap=2000")
+    vm.wait_until(lambda: h.fault() == "none", 30, 0.5, "flap to end")
+    clean(h.inflate(128 * MiB), driver, "after a flapping target")
+    finish(vm, driver, h, base, "after flapping")
+
+
+def sc_storm(vm, driver, h, base):
+    h.inflate(32 * MiB)
+    h.set_fault("storm=2000")
+    vm.wait_until(lambda: h.fault() == "none", 30, 0.5, "storm to end")
+    clean(h.inflate(64 * MiB), driver, "after a config storm")
+    clean(h.inflate(0), driver, "deflated after a config storm")
+    finish(vm, driver, h, base, "after a config storm")
+
+
+def sc_break(queue):
+    def sc(vm, driver, h, base):
+        if queue == "deflate":
+            h.inflate(32 * MiB)
+        h.set_fault("break-" + queue)
+        h.set_target_bytes(0 if queue == "deflate" else 32 * MiB)
+        h.wait(lambda s: s["broken"], 30, "the device to break")
+        finish(vm, driver, h, base, "unbound from a broken device")
+    return sc
+
+
+def sc_badid(vm, driver, h, base):
+    h.inflate(16 * MiB)
+    h.set_fault("badid")
+    h.set_target_bytes(32 * MiB)
+    vm.wait_until(lambda: h.fault() == "none", 30, 0.5,
+                  "a used element with a bad id")
+    time.sleep(1)
+    finish(vm, driver, h, base, "after a bad used id")
+
+
+def sc_badlen(vm, driver, h, base):
+    h.set_fault("badlen")
+    clean(h.inflate(32 * MiB), driver, "inflated, used len garbage")
+    clean(h.inflate(0), driver, "deflated")
+    finish(vm, driver, h, base, "after a bad used len")
+
+
+def sc_stats_flood(vm, driver, h, base):
+    n0 = h.stats()["stats_requests"]
+    h.set_fault("stats-flood")
+    time.sleep(3)
+    n1 = h.stats()["stats_requests"]
+    assert n1 > n0 + 10, "stats-flood: only %d requests answered" % (n1 - n0)
+    clean(h.inflate(32 * MiB), driver, "inflated during a stats flood")
+    h.set_fault("none")
+    clean(h.inflate(0), driver, "deflated")
+    finish(vm, driver, h, base, "after a stats flood")
+
+
+def sc_remove_inflate(vm, driver, h, base):
+    h.inflate(16 * MiB)
+    h.set_fault("remove-inflate")
+    h.set_target_bytes(48 * MiB)
+    wait_gone(vm, h, "surprise removal during an inflate")
+    memory_back(vm, base, "after a surprise removal")
+    h.add()
+    st = h.state()
+    assert st["driver"] == driver, "new device not bound: %r" % st
+    clean(h.inflate(32 * MiB), driver, "new device inflated")
+    finish(vm, driver, h, base, "new device after a surprise removal")
+
+
+FAULTS = {
+    "silent": sc_silent,
+    "delay": sc_delay,
+    "flap": sc_flap,
+    "storm": sc_storm,
+    "break-inflate": sc_break("inflate"),
+    "break-deflate": sc_break("deflate"),
+    "badid": sc_badid,
+    "badlen": sc_badlen,
+    "stats-flood": sc_stats_flood,
+    "remove-inflate": sc_remove_inflate,
+}
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault(vm, driver, fault):
+    def run():
+        h, base = attach(vm, driver, "qemu")
+        FAULTS[fault](vm, driver, h, base)
+    outcome(vm, driver, "fault " + fault, run)
+
+
+@pytest.mark.parity
+def test_must_tell_host(vm, driver):
+    """crosvm offers MUST_TELL_HOST: no deflated page is free in the guest
+    before the host acknowledged it (the device checks every frame of
+    every deflate request, answered 50 ms late)."""
+    def run():
+        h, base = attach(vm, driver, "crosvm")
+        assert h.state()["features_accepted"] & 1, "MUST_TELL_HOST refused"
+        h.inflate(64 * MiB)
+        h.set_fault("delay=50")
+        clean(h.inflate(16 * MiB, timeout=120), driver, "deflated, delayed")
+        h.set_fault("none")
+        clean(h.inflate(0), driver, "deflated")
+        finish(vm, driver, h, base, "after MUST_TELL_HOST")
+    outcome(vm, driver, "must-tell-host", run)
+
+
+@pytest.mark.parity
+def test_remove_inflated(vm, driver):
+    """Orderly hot unplug with 128 MiB inflated, then a new device."""
+    def run():
+        h, base = attach(vm, driver, "qemu")
+        h.inflate(128 * MiB)
+        h.remove()
+        wait_gone(vm, h, "removal of the inflated device")
+        memory_back(vm, base, "after the removal")
+        h.add()
+        clean(h.inflate(32 * MiB), driver, "new device inflated")
+        finish(vm, driver, h, base, "new device")
+    outcome(vm, driver, "remove inflated", run)
+
+
+@pytest.mark.parity
+def test_rmmod_vbhost_silent(vm, driver):
+    """rmmod vbhost with 128 MiB inflated and a silent host with a request
+    pending: the module answers everything before it removes its device,
+    so the driver's remove ends; all memory back."""
+    def run():
+        h, base = attach(vm, driver, "qemu")
+        h.inflate(128 * MiB)
+        h.set_fault("silent")
+        h.set_target_bytes(64 * MiB)
+        h.wait(lambda s: s["pending"] > 0, 30, "a deflate request pending")
+        bounded(vm, "rmmod vbhost", "rmmod vbhost")
+        memory_back(vm, base, "after rmmod vbhost")
+    outcome(vm, driver, "rmmod vbhost", run)
+
+
+def test_survival_table(kernel):
+    """Not a check: prints what each driver survived on this kernel (the
+    terminal summary prints it again for the whole run)."""
+    text = vbh.survival_table(kernel.release)
+    print(text or "no scenario ran")
