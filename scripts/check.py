@@ -101,6 +101,11 @@ def main():
     intree_ok = c.stage("in-tree builds (vballoon=y debug kernel, "
                         "vballoon=m)", intree + ["build"])
     if intree_ok:
+        # The test device (tests/vbhost) for the debug kernel needs that
+        # kernel's build directory, which a cold run only has now.
+        intree_ok = c.stage("test device vbhost.ko for the debug kernel",
+                            ["make", "-s", "modules"])
+    if intree_ok:
         c.suite("KUnit (kunit.py on the debug kernel)", intree + ["kunit"])
     # The VM suite: Debian 6.1 and 6.12 with vballoon.ko (and
     # virtio_balloon for parity), and the debug kernel (KASAN, lockdep,
