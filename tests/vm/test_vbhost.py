@@ -28,6 +28,7 @@ import time
 import pytest
 
 from harness import vbhost as vbh
+from harness.console import OOM_PATTERNS
 from harness.errors import CommandFailed, WaitTimeout
 from harness.units import PAGE_SIZE, MiB
 
@@ -293,7 +294,37 @@ def sc_remove_inflate(vm, driver, h, base):
     finish(vm, driver, h, base, "new device after a surprise removal")
 
 
+def sc_huge_target(vm, driver, h, base):
+    """A target above guest RAM (0xffffffff frames, 16 TiB): the balloon
+    takes what it can get without an OOM kill or an allocation-failure
+    warning, stops growing, and gives it all back at target 0."""
+    mark = len(vm.console())
+    h.set_target(0xffffffff)
+    seen = {"held": -1, "since": time.monotonic()}
+
+    def stopped(s):
+        if s["lost_descs"] or s["broken"] or s["violations"]:
+            return True
+        now = time.monotonic()
+        if s["held_frames"] != seen["held"]:
+            seen.update(held=s["held_frames"], since=now)
+            return False
+        return s["held_frames"] > 0 and now - seen["since"] >= 5
+    st = h.wait(stopped, 120, "the balloon to stop growing toward 16 TiB")
+    clean(st, driver, "target 0xffffffff")
+    assert st["held_frames"] * PAGE_SIZE >= base["MemTotal"] * 1024 // 2, \
+        "a 16 TiB target inflated only %d MiB of %d MiB" % (
+            st["held_frames"] * PAGE_SIZE // MiB, base["MemTotal"] // 1024)
+    bad = [ln for ln in (vm.console()[mark:] + vm.dmesg()).splitlines()
+           if "page allocation failure" in ln or
+           any(p in ln for p in OOM_PATTERNS)]
+    assert not bad, "inflating toward 16 TiB:\n" + "\n".join(bad)
+    clean(h.inflate(0), driver, "deflated from a 16 TiB target")
+    finish(vm, driver, h, base, "after a 16 TiB target")
+
+
 FAULTS = {
+    "huge-target": sc_huge_target,
     "silent": sc_silent,
     "delay": sc_delay,
     "flap": sc_flap,
