@@ -6,7 +6,8 @@ the guest) is the only balloon.  See harness/vbhost.py for its debugfs.
 Per profile (qemu, firecracker, crosvm, legacy): the driver binds, a
 balloon of 128 MiB and back, the device holds exactly what the driver's
 `actual` says, no protocol violation, at most 256 frames per descriptor
-for firecracker, stats arrive.  Then each fault of the device: the guest
+for firecracker, stats arrive.  Then each fault of the device (and a
+target of 0xffffffff frames, far above guest RAM): the guest
 survives without a kernel splat, unbind (or the device's removal, or
 rmmod vbhost) finishes within 10 s even when the host stopped answering,
 MemTotal and free memory come back within 2 %, the device's `actual`

@@ -283,10 +283,11 @@ int vb_send(struct vballoon *vb, struct vb_req *req, unsigned int nr_frames,
 
 	if (!nr_frames)
 		return 0;
-	if (WARN_ON_ONCE(req->inflight || nr_frames > req->max_frames))
-		return -EINVAL;
+	/* A request given up on stays in flight until the reset. */
 	if (READ_ONCE(vb->host_lost))
 		return -ENODEV;
+	if (WARN_ON_ONCE(req->inflight || nr_frames > req->max_frames))
+		return -EINVAL;
 
 	spin_lock_irqsave(&req->q->lock, flags);
 	req->nr_frames = nr_frames;
