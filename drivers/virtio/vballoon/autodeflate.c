@@ -209,9 +209,10 @@ static void vb_max(atomic64_t *max, s64 val)
 
 /*
  * Time an OOM notifier call: @total_ns in all, of which @wait_ns waiting
- * (for the deflate mutex, or for the host).  A call that waited 10 ms or
- * more counts as slow; giving the pages back is work, not waiting, and
- * grows with oom_pages.
+ * for others (the deflate mutex, or the host's answer to a request sent
+ * before the call).  A call that waited 10 ms or more counts as slow; the
+ * release itself (dequeuing and freeing oom_pages pages, telling the
+ * host) is work, not waiting, and grows with oom_pages.
  */
 static void vb_oom_latency(struct vballoon *vb, u64 total_ns, u64 wait_ns)
 {
@@ -226,19 +227,18 @@ static int vb_oom_notify(struct notifier_block *nb, unsigned long unused,
 			 void *parm)
 {
 	struct vballoon *vb = container_of(nb, struct vballoon, oom_nb);
+	long timeout = msecs_to_jiffies(VB_RELEASE_WAIT_MS);
+	u64 start = ktime_get_ns(), wait_ns;
 	unsigned long *freed = parm;
-	u64 start = ktime_get_ns(), wait_ns, host_us;
 	unsigned long n = 0;
 
-	host_us = atomic64_read(&vb->counters[VB_CNT_DEFLATE_HOST_US]);
 	if (vb_lock_deflate_bounded(vb)) {
+		/* A request someone else left with the host comes first. */
+		vb_settle(vb, &vb->deflate_req, timeout);
 		wait_ns = ktime_get_ns() - start;
 		n = vb_release(vb, vb_oom_quota(vb_balloon_pages(vb),
 						vb->oom_pages));
 		mutex_unlock(&vb->deflate_lock);
-		/* Host waits under the mutex are ours alone: no other deflater. */
-		wait_ns += (atomic64_read(&vb->counters[VB_CNT_DEFLATE_HOST_US]) -
-			    host_us) * NSEC_PER_USEC;
 	} else {
 		wait_ns = ktime_get_ns() - start;
 	}

@@ -342,6 +342,13 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 		 div_u64(ktime_get_ns() - start, NSEC_PER_USEC));
 
 	mutex_lock(&vb->inflate_lock);
+	/* Pages just deflated may be among ours: the host hears that first. */
+	if (vb_wait_deflates(vb)) {
+		list_for_each_entry_safe(page, next, &pages, lru)
+			vb_drop_new_page(page);
+		mutex_unlock(&vb->inflate_lock);
+		return 0;
+	}
 	list_for_each_entry_safe(page, next, &pages, lru) {
 		if (vb_encode_pfns(vb->vdev, req->pfns + frames,
 				   page_to_pfn(page), VB_FRAME_SHIFT)) {
@@ -447,10 +454,15 @@ unsigned long vb_deflate(struct vballoon *vb, unsigned long want,
 		}
 
 		if (!vb->must_tell_host) {
+			/*
+			 * On the ring before the pages are free, so that an
+			 * inflation that gets one of them again can wait for
+			 * this request (vb_wait_deflates()).  Nothing to undo
+			 * if it fails: the guest may reuse the pages anyway.
+			 */
+			vb_send(vb, req, frames, false, timeout);
 			vb_give_back(vb, &pages, n);
 			done += n;
-			/* Nothing to undo if this fails: the pages are ours. */
-			vb_send(vb, req, frames, false, timeout);
 			continue;
 		}
 
@@ -630,6 +642,10 @@ static int vb_migratepage(struct balloon_dev_info *info,
 		return -EAGAIN;
 	}
 
+	if (vb_wait_deflates(vb)) {
+		mutex_unlock(&vb->migrate_lock);
+		return -EAGAIN;
+	}
 	__SetPageOffline(newpage);
 	err = vb_send(vb, &vb->migrate_in, VB_FRAMES_PER_PAGE, true,
 		      MAX_SCHEDULE_TIMEOUT);

@@ -118,8 +118,9 @@ enum vb_counter {
  *
  * @pfns, @max_frames and @q are set at probe and read-only afterwards.
  * The rest belongs to whoever holds the mutex that owns the request
- * (see struct vballoon), except @queued and @used, which the queue's
- * @lock protects because the virtqueue callback counts returned buffers.
+ * (see struct vballoon), except @queued, @used, @seq and @done_seq,
+ * which the queue's @lock protects because the virtqueue callback counts
+ * returned buffers.
  */
 struct vb_queue;
 
@@ -131,6 +132,9 @@ struct vb_req {
 	unsigned int nr_descs;
 	unsigned int queued;		/* protected by @q->lock */
 	unsigned int used;		/* protected by @q->lock */
+	/* Sends so far, and the last one the host returned in full. */
+	unsigned long seq;		/* protected by @q->lock */
+	unsigned long done_seq;		/* protected by @q->lock */
 	bool inflight;			/* on the ring, not all returned yet */
 	/*
 	 * Pages that must stay the balloon's until the host has answered
@@ -359,6 +363,7 @@ void vb_wake_waiters(struct vballoon *vb);
 int vb_send(struct vballoon *vb, struct vb_req *req, unsigned int nr_frames,
 	    bool wait, long timeout);
 int vb_settle(struct vballoon *vb, struct vb_req *req, long timeout);
+int vb_wait_deflates(struct vballoon *vb);
 bool vb_stopping(struct vballoon *vb);
 void vb_lose_host(struct vballoon *vb, const char *why);
 

@@ -69,6 +69,7 @@ void vb_req_reset(struct vb_req *req)
 	req->nr_descs = 0;
 	req->queued = 0;
 	req->used = 0;
+	req->done_seq = req->seq;
 	req->inflight = false;
 }
 
@@ -120,9 +121,12 @@ static void vb_reap(struct vb_queue *q, struct virtqueue *vq)
 	unsigned int len;
 
 	lockdep_assert_held(&q->lock);
-	while ((req = virtqueue_get_buf(vq, &len)))
+	while ((req = virtqueue_get_buf(vq, &len))) {
 		if (req->used < req->queued)
 			req->used++;
+		if (req->queued == req->nr_descs && req->used == req->queued)
+			req->done_seq = req->seq;
+	}
 }
 
 void vb_ack_callback(struct virtqueue *vq)
@@ -294,6 +298,7 @@ int vb_send(struct vballoon *vb, struct vb_req *req, unsigned int nr_frames,
 	req->nr_descs = vb_descs_for(nr_frames);
 	req->queued = 0;
 	req->used = 0;
+	req->seq++;
 	spin_unlock_irqrestore(&req->q->lock, flags);
 	req->inflight = true;
 	vb_count(vb, VB_CNT_REQUESTS, 1);
@@ -321,4 +326,48 @@ int vb_settle(struct vballoon *vb, struct vb_req *req, long timeout)
 	if (!req->inflight)
 		return 0;
 	return vb_wait(vb, req, true, timeout);
+}
+
+/* Has the host returned the deflate request that was current at @seq? */
+static bool vb_deflated_since(struct vballoon *vb, unsigned long seq)
+{
+	struct vb_req *req = &vb->deflate_req;
+	struct vb_queue *q = req->q;
+	unsigned long flags;
+	bool done;
+
+	spin_lock_irqsave(&q->lock, flags);
+	vb_reap(q, q->vq);
+	done = (long)(req->done_seq - seq) >= 0 ||
+	       virtqueue_is_broken(q->vq);
+	spin_unlock_irqrestore(&q->lock, flags);
+	return done || READ_ONCE(vb->host_lost) || vb_stopping(vb);
+}
+
+/*
+ * Wait until the host has answered every deflate request sent so far.
+ * Without MUST_TELL_HOST deflated pages are freed as soon as their
+ * request is on the ring; one of them may be allocated again for the
+ * next inflation, and the host must not hear of that inflation before
+ * it has seen the deflation.  Returns 0, or -ENODEV when the host is
+ * lost or the device stops first (the caller then sends nothing).
+ */
+int vb_wait_deflates(struct vballoon *vb)
+{
+	struct vb_req *req = &vb->deflate_req;
+	struct vb_queue *q = req->q;
+	unsigned long flags, seq;
+	bool done;
+
+	spin_lock_irqsave(&q->lock, flags);
+	seq = req->seq;
+	spin_unlock_irqrestore(&q->lock, flags);
+	while (!vb_deflated_since(vb, seq))
+		wait_event_timeout(q->wq, vb_deflated_since(vb, seq),
+				   VB_WAIT_SLICE);
+
+	spin_lock_irqsave(&q->lock, flags);
+	done = (long)(req->done_seq - seq) >= 0;
+	spin_unlock_irqrestore(&q->lock, flags);
+	return done ? 0 : -ENODEV;
 }

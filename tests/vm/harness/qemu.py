@@ -94,10 +94,18 @@ def _pdeathsig():
 
 
 def _prune_logs(base, keep=60):
-    """Keep only the newest `keep` per-VM log directories."""
-    dirs = sorted((d for d in base.iterdir() if d.is_dir()),
-                  key=lambda d: d.stat().st_mtime)
-    for d in dirs[:-keep]:
+    """Keep only the newest `keep` per-VM log directories.  Guests of
+    parallel jobs prune the same directory: one may vanish between the
+    listing and its stat."""
+    dirs = []
+    for d in base.iterdir():
+        try:
+            if d.is_dir():
+                dirs.append((d.stat().st_mtime, d))
+        except FileNotFoundError:
+            continue
+    dirs.sort()
+    for _, d in dirs[:-keep]:
         shutil.rmtree(d, ignore_errors=True)
 
 
