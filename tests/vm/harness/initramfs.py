@@ -62,15 +62,22 @@ def _vballoon_module(kernel, idx, with_vballoon):
             "vballoon_builtin": kernel.builtin_vballoon}
     if ko is None or not with_vballoon or not ko.exists():
         return None, None, info
+    data, order = _our_module(kernel, idx, ko, "vballoon")
+    info["vballoon"] = True
+    return data, order, info
+
+
+def _our_module(kernel, idx, ko, name):
+    """(bytes, insmod order) of a module this project built (`name` at
+    `ko`), after checking it was built for this kernel; its dependencies
+    come from its own .modinfo."""
     data = ko.read_bytes()
     vermagic = modinfo_field(data, "vermagic") or ""
     if vermagic.split(" ")[0] != kernel.release:
         raise HarnessError("%s was built for %r, not %s" %
                            (ko, vermagic, kernel.release))
     deps = [d for d in (modinfo_field(data, "depends") or "").split(",") if d]
-    order = idx.closure("vballoon", extra_deps=[modname(d) for d in deps])
-    info["vballoon"] = True
-    return data, order, info
+    return data, idx.closure(name, extra_deps=[modname(d) for d in deps])
 
 
 def _vbhost_module(kernel, idx):
@@ -79,13 +86,7 @@ def _vbhost_module(kernel, idx):
     ko = kernel.vbhost_ko()
     if ko is None or not ko.exists():
         return None, None
-    data = ko.read_bytes()
-    vermagic = modinfo_field(data, "vermagic") or ""
-    if vermagic.split(" ")[0] != kernel.release:
-        raise HarnessError("%s was built for %r, not %s" %
-                           (ko, vermagic, kernel.release))
-    deps = [d for d in (modinfo_field(data, "depends") or "").split(",") if d]
-    return data, idx.closure("vbhost", extra_deps=[modname(d) for d in deps])
+    return _our_module(kernel, idx, ko, "vbhost")
 
 
 def _cache_key(kernel, busybox, sources, helpers, scripts, vb_data, plans,
