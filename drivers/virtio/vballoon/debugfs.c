@@ -70,7 +70,7 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "reporting_order %u\n",
 		   vb->rep.order ? vb->rep.order : pageblock_order);
 	seq_printf(m, "page_poison %d\n", vb->page_poison);
-	seq_printf(m, "poison_val %#x\n", vb->poison_val);
+	seq_printf(m, "poison_val 0x%08x\n", vb->poison_val);
 	seq_printf(m, "unacked_pages %lu\n", READ_ONCE(vb->deflate_req.nr_pages));
 	seq_printf(m, "limbo_pages %lu\n", READ_ONCE(vb->nr_limbo));
 	seq_printf(m, "oom_max_us %lld\n", atomic64_read(&vb->oom_max_us));
