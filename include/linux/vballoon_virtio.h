@@ -25,10 +25,18 @@
 /* PFNs on the inflate and deflate queues always name 4 KiB frames. */
 #define VBALLOON_PFN_SHIFT		12
 
-/* Virtqueue indices (5.5.2), for the queues vballoon uses. */
+/*
+ * Virtqueues in the order of 5.5.2.  A queue exists only with its
+ * feature (statsq: STATS_VQ, free_page_vq: FREE_PAGE_HINT, reporting_vq:
+ * REPORTING) and the queues after a missing one move down an index, as
+ * Linux's transports and QEMU number them: with QEMU's stats queue and
+ * no hinting, the reporting queue is queue 3.
+ */
 #define VBALLOON_VQ_INFLATE		0
 #define VBALLOON_VQ_DEFLATE		1
 #define VBALLOON_VQ_STATS		2
+#define VBALLOON_VQ_FREE_PAGE		3
+#define VBALLOON_VQ_REPORTING		4
 
 /*
  * Device configuration layout (5.5.4).  num_pages and actual are
@@ -38,7 +46,7 @@ struct vballoon_config {
 	__le32 num_pages;		/* target balloon size, 4 KiB units */
 	__le32 actual;			/* current balloon size, 4 KiB units */
 	__le32 free_page_hint_cmd_id;	/* FREE_PAGE_HINT only */
-	__le32 poison_val;		/* PAGE_POISON only */
+	__le32 poison_val;		/* PAGE_POISON only: freed pages' content */
 };
 
 /* Statistics tags (5.5.6.3); 10..15 were added by Linux 6.12. */

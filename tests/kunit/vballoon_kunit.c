@@ -579,6 +579,8 @@ static void vbt_counter_keys(struct kunit *test)
 		"alloc_us", "inflate_host_us", "deflate_host_us",
 		"descriptors", "oom_calls", "oom_slow_calls",
 		"host_timeouts", "abandoned_requests", "untold_pages",
+		"reported_pages", "reported_bytes", "reports",
+		"report_failures",
 	};
 	unsigned int i;
 
@@ -586,6 +588,108 @@ static void vbt_counter_keys(struct kunit *test)
 	for (i = 0; i < VB_CNT_NR; i++) {
 		KUNIT_ASSERT_NOT_NULL(test, vb_counter_keys[i]);
 		KUNIT_EXPECT_STREQ(test, vb_counter_keys[i], want[i]);
+	}
+}
+
+/* ---- free page reporting and page poison ---- */
+
+#define VBT_POISON32	0xaaaaaaaaU	/* PAGE_POISON in every byte */
+
+struct vbt_fp {
+	const char *name;
+	bool init_on_free, poisoning, dev_poison, dev_reporting, want;
+	bool accept_poison;
+	u32 poison_val;
+	enum vb_report_state report;	/* VB_REPORT_STOPPED: accepted */
+};
+
+static const struct vbt_fp vbt_fps[] = {
+	/* Freed pages have no known content: nothing to tell the host. */
+	{ "plain", false, false, true, true, true,
+	  false, 0, VB_REPORT_STOPPED },
+	{ "plain_no_dev_poison", false, false, false, true, true,
+	  false, 0, VB_REPORT_STOPPED },
+	{ "init_on_free", true, false, true, true, true,
+	  true, 0, VB_REPORT_STOPPED },
+	{ "page_poison", false, true, true, true, true,
+	  true, VBT_POISON32, VB_REPORT_STOPPED },
+	/* Both on: the page allocator only zeroes, as does poison_val. */
+	{ "both", true, true, true, true, true,
+	  true, 0, VB_REPORT_STOPPED },
+	/* 5.5.6.1: content kept, the device cannot be told: no reporting. */
+	{ "init_on_free_no_dev_poison", true, false, false, true, true,
+	  false, 0, VB_REPORT_NO_POISON },
+	{ "page_poison_no_dev_poison", false, true, false, true, true,
+	  false, 0, VB_REPORT_NO_POISON },
+	{ "not_offered", false, false, true, false, true,
+	  false, 0, VB_REPORT_NOT_OFFERED },
+	/* Poison is still accepted with reporting off: it says a fact. */
+	{ "off_by_parameter", false, true, true, true, false,
+	  true, VBT_POISON32, VB_REPORT_OFF },
+	/* The parameter is looked at first. */
+	{ "off_and_no_poison", true, false, false, false, false,
+	  false, 0, VB_REPORT_OFF },
+};
+
+KUNIT_ARRAY_PARAM_DESC(vbt_fp, vbt_fps, name);
+
+static void vbt_free_page_policy(struct kunit *test)
+{
+	const struct vbt_fp *c = test->param_value;
+	struct vb_fp_policy p;
+
+	memset(&p, 0x5a, sizeof(p));
+	vb_free_page_policy(c->init_on_free, c->poisoning, c->dev_poison,
+			    c->dev_reporting, c->want, &p);
+	KUNIT_EXPECT_EQ(test, p.accept_poison, c->accept_poison);
+	KUNIT_EXPECT_EQ(test, p.poison_val, c->poison_val);
+	KUNIT_EXPECT_EQ(test, p.report, c->report);
+}
+
+struct vbt_order {
+	const char *name;
+	unsigned int param, pageblock, block, max;
+	int order;
+};
+
+static const struct vbt_order vbt_orders[] = {
+	/* x86, 4 KiB pages: the kernel's choice, pageblock order 9. */
+	{ "4K_default", 0, 9, 9, 10, 0 },
+	{ "4K_small", 1, 9, 9, 10, 1 },
+	{ "4K_max", 10, 9, 9, 10, 10 },
+	{ "4K_past_max", 11, 9, 9, 10, -EINVAL },
+	{ "4K_huge", UINT_MAX, 9, 9, 10, -EINVAL },
+	/* arm64, 64 KiB pages: 512 MiB pageblocks, 2 MiB is order 5. */
+	{ "64K_default", 0, 13, 5, 13, 5 },
+	{ "64K_asked", 8, 13, 5, 13, 8 },
+	/* 16 KiB pages: 32 MiB pageblocks, 2 MiB is order 7. */
+	{ "16K_default", 0, 11, 7, 11, 7 },
+};
+
+KUNIT_ARRAY_PARAM_DESC(vbt_order, vbt_orders, name);
+
+static void vbt_reporting_order(struct kunit *test)
+{
+	const struct vbt_order *c = test->param_value;
+
+	KUNIT_EXPECT_EQ(test, vb_pick_reporting_order(c->param, c->pageblock,
+						      c->block, c->max),
+			c->order);
+}
+
+static void vbt_report_state_names(struct kunit *test)
+{
+	/* What debugfs shows and scripts compare against. */
+	static const char * const want[] = {
+		"off", "not_offered", "no_poison", "vq_too_small", "stopped",
+		"active", "busy", "failed",
+	};
+	unsigned int i;
+
+	static_assert(ARRAY_SIZE(want) == VB_REPORT_NR);
+	for (i = 0; i < VB_REPORT_NR; i++) {
+		KUNIT_ASSERT_NOT_NULL(test, vb_report_state_names[i]);
+		KUNIT_EXPECT_STREQ(test, vb_report_state_names[i], want[i]);
 	}
 }
 
@@ -667,6 +771,9 @@ static struct kunit_case vballoon_cases[] = {
 	KUNIT_CASE(vbt_hold_counts_windows),
 	KUNIT_CASE(vbt_hold_jiffies_wrap),
 	KUNIT_CASE(vbt_counter_keys),
+	KUNIT_CASE_PARAM(vbt_free_page_policy, vbt_fp_gen_params),
+	KUNIT_CASE_PARAM(vbt_reporting_order, vbt_order_gen_params),
+	KUNIT_CASE(vbt_report_state_names),
 	KUNIT_CASE(vbt_param_in_range),
 	KUNIT_CASE(vbt_param_edges),
 	KUNIT_CASE(vbt_param_out_of_range),

@@ -9,6 +9,7 @@
 #define _VBALLOON_COMPAT_H
 
 #include <linux/balloon_compaction.h>
+#include <linux/page_reporting.h>
 #include <linux/shrinker.h>
 #include <linux/virtio.h>
 #include <linux/virtio_config.h>
@@ -28,13 +29,18 @@
 	static_assert(!__builtin_types_compatible_p(typeof(symbol), void))
 #endif
 
-/* What vballoon needs to know of one virtqueue it asks the transport for. */
+/*
+ * What vballoon needs to know of one virtqueue it asks the transport for.
+ * An entry without a name is a queue the device does not have: the
+ * transports leave it out and number the queues that follow without it.
+ */
 struct vb_vq_spec {
 	const char *name;
 	vq_callback_t *callback;
 };
 
-#define VB_MAX_VQS 3
+/* Every queue of the traditional balloon (VBALLOON_VQ_*). */
+#define VB_MAX_VQS 5
 
 /*
  * virtio_find_vqs() takes a struct virtqueue_info array since 6.11 and
@@ -147,5 +153,33 @@ static inline void vb_balloon_page_finalize(struct page *page)
 	balloon_page_delete(page);
 #endif
 }
+
+/*
+ * The page allocator's free page reporting exists with
+ * CONFIG_PAGE_REPORTING only (the in-tree Kconfig selects it); its header
+ * has no stubs.  Without it a device binds without reporting.
+ */
+#if IS_ENABLED(CONFIG_PAGE_REPORTING)
+static inline int vb_page_reporting_register(struct page_reporting_dev_info *pr)
+{
+	return page_reporting_register(pr);
+}
+
+static inline void
+vb_page_reporting_unregister(struct page_reporting_dev_info *pr)
+{
+	page_reporting_unregister(pr);
+}
+#else
+static inline int vb_page_reporting_register(struct page_reporting_dev_info *pr)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline void
+vb_page_reporting_unregister(struct page_reporting_dev_info *pr)
+{
+}
+#endif
 
 #endif /* _VBALLOON_COMPAT_H */

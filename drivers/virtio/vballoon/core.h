@@ -10,8 +10,10 @@
 
 #include <linux/atomic.h>
 #include <linux/balloon_compaction.h>
+#include <linux/log2.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
+#include <linux/page_reporting.h>
 #include <linux/spinlock.h>
 #include <linux/vballoon_virtio.h>
 #include <linux/virtio.h>
@@ -32,6 +34,12 @@
 /* Order of the blocks inflation tries first: 2 MiB, a host huge page. */
 #define VB_BLOCK_ORDER		(21 - PAGE_SHIFT)
 #define VB_BLOCK_PAGES		BIT(VB_BLOCK_ORDER)
+
+/*
+ * The largest buddy order: MAX_ORDER - 1 on 6.1, MAX_PAGE_ORDER on 6.12.
+ * MAX_ORDER_NR_PAGES is the size of such a block under both names.
+ */
+#define VB_MAX_ORDER		ilog2(MAX_ORDER_NR_PAGES)
 
 /* Limits of the batch_pages parameter, in guest pages. */
 #define VB_BATCH_MIN		1U
@@ -107,7 +115,68 @@ enum vb_counter {
 	VB_CNT_HOST_TIMEOUTS,		/* releases that gave up on the host */
 	VB_CNT_ABANDONED,		/* requests given up while stopping */
 	VB_CNT_UNTOLD_PAGES,		/* pages taken back from a lost host */
+	/* Free page reporting (reporting.c). */
+	VB_CNT_REPORTED_PAGES,		/* guest pages the host acknowledged */
+	VB_CNT_REPORTED_BYTES,		/* the same, in bytes */
+	VB_CNT_REPORTS,			/* reports put on the reporting queue */
+	VB_CNT_REPORT_FAILURES,		/* reports not sent or not acknowledged */
 	VB_CNT_NR
+};
+
+/*
+ * Whether free page reporting runs on a device, and if not, why not; the
+ * debugfs key of each is in vb_report_state_names[] (reporting.c).  The
+ * first four are decided at probe and hold for the whole binding.
+ */
+enum vb_report_state {
+	VB_REPORT_OFF,		/* free_page_reporting=0 */
+	VB_REPORT_NOT_OFFERED,	/* the device has no REPORTING feature */
+	VB_REPORT_NO_POISON,	/* freed pages keep a value, no PAGE_POISON */
+	VB_REPORT_VQ_SMALL,	/* reporting queue shorter than one report */
+	VB_REPORT_STOPPED,	/* negotiated; the device is not running */
+	VB_REPORT_ACTIVE,	/* registered with the page allocator */
+	VB_REPORT_BUSY,		/* another driver reports free pages */
+	VB_REPORT_FAILED,	/* registration failed otherwise */
+	VB_REPORT_NR
+};
+
+/*
+ * What to negotiate for free pages, from what the guest does with freed
+ * pages, what the device offers and the free_page_reporting parameter
+ * (vb_free_page_policy()).
+ */
+struct vb_fp_policy {
+	bool accept_poison;		/* accept PAGE_POISON */
+	u32 poison_val;			/* to write when PAGE_POISON is accepted */
+	enum vb_report_state report;	/* VB_REPORT_STOPPED: accept REPORTING */
+};
+
+/*
+ * Free page reporting on one device (reporting.c).  The page allocator
+ * calls vb_report() from its reporting work, one report at a time; each
+ * report is one buffer on @vq and waits until the host returns it.
+ *
+ * @lock is a leaf spinlock (taken from the virtqueue callback) that
+ * protects @open, @inflight and @reset and every operation on @vq.  @vq
+ * is set by vb_start() and cleared by vb_stop() while no report can run
+ * (before registration, after unregistration).  @order and @negotiated
+ * are set at probe, then read-only.  @registered and @told belong to
+ * probe, removal, freeze and restore, which the driver core serialises.
+ * @state is written by those too, and read by debugfs with READ_ONCE().
+ */
+struct vb_reporting {
+	struct page_reporting_dev_info pr;
+	struct virtqueue *vq;
+	spinlock_t lock;		/* see above */
+	wait_queue_head_t wq;		/* buffer returned, device reset */
+	bool open;			/* reports may be sent; under @lock */
+	bool inflight;			/* our buffer is on @vq; under @lock */
+	bool reset;			/* device reset since the send; under @lock */
+	bool negotiated;		/* REPORTING accepted */
+	bool registered;		/* page_reporting_register() succeeded */
+	bool told;			/* why it is off was said once */
+	unsigned int order;		/* asked of the page allocator, 0: its own */
+	enum vb_report_state state;
 };
 
 /*
@@ -169,7 +238,8 @@ struct vb_queue {
  *   @migrate_lock   the two migration requests; only tried, by
  *                   compaction's migrate callback
  *   @actual_lock    writing "actual" to the configuration space
- *   queue locks, @b_dev_info.pages_lock, @limbo_lock, @stop_lock: leaves
+ *   queue locks, @b_dev_info.pages_lock, @limbo_lock, @stop_lock,
+ *   @rep.lock: leaves
  *
  * No two of the request mutexes are ever held together.  The OOM
  * notifier runs with the kernel's oom_lock held: it only takes
@@ -188,6 +258,8 @@ struct vballoon {
 	bool must_tell_host;
 	bool deflate_on_oom;
 	bool has_stats;
+	bool page_poison;		/* PAGE_POISON accepted */
+	u32 poison_val;			/* written before DRIVER_OK, never changed */
 	unsigned int stats_tags;	/* statistics tags sent: 10 or 16 */
 	unsigned int batch_pages;	/* pages per inflate/deflate request */
 	unsigned int oom_pages;		/* pages released per OOM call */
@@ -290,6 +362,9 @@ struct vballoon {
 	struct vballoon_stat *stats;	/* protected by @stats_lock */
 	unsigned long *events;		/* protected by @stats_lock */
 
+	/* Free page reporting; struct vb_reporting says what protects what. */
+	struct vb_reporting rep;
+
 	/*
 	 * Set and read by probe, removal, freeze and restore only, which
 	 * the driver core serialises; no lock of ours.  @started: between
@@ -318,6 +393,8 @@ extern unsigned int vb_param_batch_pages;
 extern unsigned int vb_param_oom_pages;
 extern bool vb_param_huge_blocks;
 extern bool vb_param_extended_stats;
+extern bool vb_param_free_page_reporting;
+extern unsigned int vb_param_reporting_order;
 
 /*
  * Pure helpers: static unless KUnit is on, then exported to the KUnit
@@ -350,6 +427,12 @@ unsigned int vb_stats_encode(struct virtio_device *vdev,
 			     const u64 vals[VBALLOON_S_NR], unsigned int nr);
 unsigned int vb_descs_for(unsigned int nr_frames);
 extern const char * const vb_counter_keys[VB_CNT_NR];
+void vb_free_page_policy(bool init_on_free, bool poisoning, bool dev_poison,
+			 bool dev_reporting, bool want_reporting,
+			 struct vb_fp_policy *out);
+int vb_pick_reporting_order(unsigned int param, unsigned int pageblock,
+			    unsigned int block, unsigned int max);
+extern const char * const vb_report_state_names[VB_REPORT_NR];
 #endif
 
 /* host.c: requests to the host */
@@ -388,6 +471,15 @@ void vb_stats_free(struct vballoon *vb);
 void vb_stats_prime(struct vballoon *vb);
 void vb_stats_callback(struct virtqueue *vq);
 void vb_stats_work_fn(struct work_struct *work);
+
+/* reporting.c */
+void vb_free_page_features(struct virtio_device *vdev);
+void vb_reporting_setup(struct vballoon *vb);
+void vb_reporting_callback(struct virtqueue *vq);
+void vb_reporting_start(struct vballoon *vb);
+void vb_reporting_close(struct vballoon *vb);
+void vb_reporting_stop(struct vballoon *vb);
+const char *vb_report_state_name(enum vb_report_state state);
 
 /* autodeflate.c */
 void vb_autodeflate_setup(struct vballoon *vb);

@@ -5,6 +5,7 @@
  */
 
 #include <linux/debugfs.h>
+#include <linux/pageblock-flags.h>
 #include <linux/seq_file.h>
 
 #include "core.h"
@@ -37,6 +38,10 @@ VISIBLE_IF_KUNIT const char * const vb_counter_keys[VB_CNT_NR] = {
 	[VB_CNT_HOST_TIMEOUTS] = "host_timeouts",
 	[VB_CNT_ABANDONED] = "abandoned_requests",
 	[VB_CNT_UNTOLD_PAGES] = "untold_pages",
+	[VB_CNT_REPORTED_PAGES] = "reported_pages",
+	[VB_CNT_REPORTED_BYTES] = "reported_bytes",
+	[VB_CNT_REPORTS] = "reports",
+	[VB_CNT_REPORT_FAILURES] = "report_failures",
 };
 EXPORT_SYMBOL_IF_KUNIT(vb_counter_keys);
 
@@ -60,6 +65,12 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "stats_tags %u\n", vb->stats_tags);
 	seq_printf(m, "frames_per_desc %u\n", VB_FRAMES_PER_DESC);
 	seq_printf(m, "host_lost %d\n", READ_ONCE(vb->host_lost));
+	seq_printf(m, "reporting %s\n",
+		   vb_report_state_name(READ_ONCE(vb->rep.state)));
+	seq_printf(m, "reporting_order %u\n",
+		   vb->rep.order ? vb->rep.order : pageblock_order);
+	seq_printf(m, "page_poison %d\n", vb->page_poison);
+	seq_printf(m, "poison_val 0x%08x\n", vb->poison_val);
 	seq_printf(m, "unacked_pages %lu\n", READ_ONCE(vb->deflate_req.nr_pages));
 	seq_printf(m, "limbo_pages %lu\n", READ_ONCE(vb->nr_limbo));
 	seq_printf(m, "oom_max_us %lld\n", atomic64_read(&vb->oom_max_us));

@@ -36,6 +36,16 @@ module_param_named(extended_stats, vb_param_extended_stats, bool, 0644);
 MODULE_PARM_DESC(extended_stats,
 		 "Also send statistics tags 10-15 (OOM kills, stalls, scans, reclaims); Firecracker before v1.15 drops all statistics when it sees them (default off)");
 
+bool vb_param_free_page_reporting = true;
+module_param_named(free_page_reporting, vb_param_free_page_reporting, bool, 0644);
+MODULE_PARM_DESC(free_page_reporting,
+		 "Report free memory to the host when the device offers it (VIRTIO_BALLOON_F_REPORTING) so that it can reclaim it (default on)");
+
+unsigned int vb_param_reporting_order;
+module_param_named(reporting_order, vb_param_reporting_order, uint, 0644);
+MODULE_PARM_DESC(reporting_order,
+		 "Smallest free block reported, as a buddy order (0: the kernel's choice, the pageblock order, 2 MiB on x86; 1 to the largest order). Smaller orders split the host's huge pages");
+
 /* @val if within [@lo, @hi], else @dflt. */
 VISIBLE_IF_KUNIT unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
 					     unsigned int hi, unsigned int dflt)
@@ -86,24 +96,35 @@ static void vb_read_features(struct vballoon *vb)
 						VBALLOON_F_DEFLATE_ON_OOM);
 }
 
+/*
+ * Ask the transport for every queue of 5.5.2, in that order; those of
+ * features not negotiated have no name and are left out (free page
+ * hinting is never accepted yet).
+ */
 static int vb_init_vqs(struct vballoon *vb)
 {
-	static const struct vb_vq_spec spec[VB_MAX_VQS] = {
+	struct vb_vq_spec spec[VB_MAX_VQS] = {
 		[VBALLOON_VQ_INFLATE] = { "inflate", vb_ack_callback },
 		[VBALLOON_VQ_DEFLATE] = { "deflate", vb_ack_callback },
-		[VBALLOON_VQ_STATS] = { "stats", vb_stats_callback },
 	};
 	struct virtqueue *vqs[VB_MAX_VQS] = {};
-	unsigned int nvqs = vb->has_stats ? 3 : 2;
 	int err;
 
-	err = vb_find_vqs(vb->vdev, nvqs, vqs, spec);
+	if (vb->has_stats)
+		spec[VBALLOON_VQ_STATS] = (struct vb_vq_spec){
+			"stats", vb_stats_callback };
+	if (vb->rep.negotiated)
+		spec[VBALLOON_VQ_REPORTING] = (struct vb_vq_spec){
+			"reporting", vb_reporting_callback };
+
+	err = vb_find_vqs(vb->vdev, VB_MAX_VQS, vqs, spec);
 	if (err)
 		return err;
 
 	vb->inflate_q.vq = vqs[VBALLOON_VQ_INFLATE];
 	vb->deflate_q.vq = vqs[VBALLOON_VQ_DEFLATE];
 	vb->stats_vq = vqs[VBALLOON_VQ_STATS];
+	vb->rep.vq = vqs[VBALLOON_VQ_REPORTING];
 	return 0;
 }
 
@@ -113,13 +134,15 @@ static void vb_del_vqs(struct vballoon *vb)
 	vb->inflate_q.vq = NULL;
 	vb->deflate_q.vq = NULL;
 	vb->stats_vq = NULL;
+	vb->rep.vq = NULL;
 }
 
 /*
  * Bring a stopped device to life: virtqueues, autodeflate, the first
- * statistics buffer, DRIVER_OK, then the work items.  The counterpart of
- * vb_stop(); probe and restore both end with it.  On failure the device
- * is left stopped, with nothing to undo.
+ * statistics buffer, poison_val, DRIVER_OK, then free page reporting and
+ * the work items.  The counterpart of vb_stop(); probe and restore both
+ * end with it.  On failure the device is left stopped, with nothing to
+ * undo: reporting is registered only after the last step that can fail.
  */
 static int vb_start(struct vballoon *vb)
 {
@@ -147,7 +170,12 @@ static int vb_start(struct vballoon *vb)
 	spin_unlock_irqrestore(&vb->stop_lock, flags);
 	vb->started = true;
 
+	/* Before DRIVER_OK, and the same value after every reset. */
+	if (vb->page_poison)
+		virtio_cwrite_le(vdev, struct vballoon_config, poison_val,
+				 &vb->poison_val);
 	virtio_device_ready(vdev);
+	vb_reporting_start(vb);
 
 	if (vb->has_stats)
 		queue_work(system_freezable_wq, &vb->stats_work);
@@ -186,6 +214,7 @@ static void vb_stop(struct vballoon *vb)
 	spin_unlock_irqrestore(&vb->stop_lock, flags);
 	/* Senders waiting for the host look at the clock from now on. */
 	vb_wake_waiters(vb);
+	vb_reporting_close(vb);
 
 	vb_autodeflate_stop(vb);
 	cancel_work_sync(&vb->config_work);
@@ -194,6 +223,8 @@ static void vb_stop(struct vballoon *vb)
 
 	vb_deflate_all(vb);
 	virtio_reset_device(vb->vdev);
+	/* Reported pages are free again only now; unregistered before del_vqs. */
+	vb_reporting_stop(vb);
 	vb_free_after_reset(vb);
 	vb_report_actual(vb);
 	vb_del_vqs(vb);
@@ -234,6 +265,7 @@ static int vb_probe(struct virtio_device *vdev)
 	vb->stopping = true;
 	vb_read_params(vb);
 	vb_read_features(vb);
+	vb_reporting_setup(vb);
 	vb_autodeflate_setup(vb);
 	err = vb_balloon_init(vb);
 	if (err)
@@ -251,10 +283,12 @@ static int vb_probe(struct virtio_device *vdev)
 	/* Userspace may let the balloon keep an autosleeping guest awake. */
 	device_set_wakeup_capable(&vdev->dev, true);
 	dev_info(&vdev->dev,
-		 "vballoon ready: must-tell-host %s, stats %s (%u tags), deflate-on-oom %s, autodeflate %s, %u pages per request\n",
+		 "vballoon ready: must-tell-host %s, stats %s (%u tags), deflate-on-oom %s, autodeflate %s, %u pages per request, free page reporting %s, page poison %s\n",
 		 str_on_off(vb->must_tell_host), str_on_off(vb->has_stats),
 		 vb->stats_tags, str_on_off(vb->deflate_on_oom),
-		 vb_autodeflate_name(vb->autodeflate), vb->batch_pages);
+		 vb_autodeflate_name(vb->autodeflate), vb->batch_pages,
+		 vb_report_state_name(vb->rep.state),
+		 str_on_off(vb->page_poison));
 	return 0;
 
 err_free_stats:
@@ -296,10 +330,10 @@ static int vb_restore(struct virtio_device *vdev)
 
 static int vb_validate(struct virtio_device *vdev)
 {
-	/* Hinting, poisoning and reporting are not offered: do not accept. */
+	/* Free page hinting is not implemented: do not accept it. */
 	__virtio_clear_bit(vdev, VBALLOON_F_FREE_PAGE_HINT);
-	__virtio_clear_bit(vdev, VBALLOON_F_PAGE_POISON);
-	__virtio_clear_bit(vdev, VBALLOON_F_REPORTING);
+	/* Page poison and reporting by the guest's use of freed pages. */
+	vb_free_page_features(vdev);
 	/*
 	 * Frame numbers name guest memory, not DMA addresses: a device that
 	 * needs them translated (an IOMMU, or a confidential guest whose
@@ -324,6 +358,8 @@ static unsigned int vb_features[] = {
 	VBALLOON_F_MUST_TELL_HOST,
 	VBALLOON_F_STATS_VQ,
 	VBALLOON_F_DEFLATE_ON_OOM,
+	VBALLOON_F_PAGE_POISON,
+	VBALLOON_F_REPORTING,
 };
 
 static struct virtio_driver vb_driver = {

@@ -1,0 +1,321 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Free page reporting (feature bit 5) and page poison (bit 4), judged by
+the host: the Rss of QEMU's guest-RAM mapping (harness/host.py).
+
+The module's guest has QEMU's `free-page-reporting=on` and no option on
+its command line.  In it:
+
+1. Freed memory goes back to the host (parity): memhog touches 512 MiB
+   and exits; within 10 s the Rss of guest RAM drops by at least 90 % of
+   that.  With vballoon, bits 4/5 in /sys/bus/virtio/devices/*/features
+   are 0/1, debugfs says `reporting active` and its counters moved by at
+   least what was freed, none failed; vballoon is no slower than
+   virtio_balloon (within one reporting delay, 2 s).
+2. Control: vballoon with free_page_reporting=0 does not accept bit 5,
+   says `reporting off`, and after 256 MiB are freed the Rss does not
+   drop for as long as the slower driver took in 1, and 3 s more (a
+   reporting pass); 10 s when test 1 did not run.
+
+The poison matrix needs other kernel command lines and device
+properties, so each row boots a 1 GiB guest of its own (vballoon only;
+skipped on the debug kernel):
+
+   row                              bits 4/5  poison_val   Rss (QEMU 7.2)
+   init_on_free=1                   1/1       0            drops
+   page_poison=1                    1/1       0xaaaaaaaa   kept: QEMU does
+                                                           not discard when
+                                                           poison_val != 0
+   page_poison=1, page-poison=off   0/0       -            kept: reporting
+                                                           refused
+
+The page_poison=1 row waits until debugfs counted at least half of the
+freed memory as reported and reporting went idle (the guest did report)
+before it checks that the host kept the memory; the page-poison=off
+row checks bits, state and message only: reporting is not negotiated,
+nothing can be reported.
+
+Freeing: one memhog of 512 MiB exits.  A reporting pass starts 2 s
+after a free of high-order pages; on an idle 6.1 guest the page
+allocator sometimes schedules no further pass after one or two
+(reference note), so when a pass and a second more went by without the
+goal, the test frees 8 MiB more (memhog 8, which gives back what it
+adds) to schedule one: the result lines count these nudges, and the
+10 s count from the hog's exit whatever happens.
+"""
+
+import time
+
+import pytest
+
+import conftest
+from harness import host
+from harness.console import find_bad_lines
+from harness.units import MiB, mib
+from harness.vm import make_vm
+from harness.workloads import finish_hog, start_hog
+
+pytestmark = pytest.mark.vm_config(
+    "reporting", deflate_on_oom=False,
+    balloon_props={"free-page-reporting": "on"})
+
+HOG_MIB = 512
+GOAL_S = 10             # issue 12: 90 % back within 10 s
+SHARE = 0.9
+NO_DROP = 0.1           # a "kept" row may lose at most this share
+REPORT_DELAY_S = 2      # mm/page_reporting.c: PAGE_REPORTING_DELAY
+F_POISON, F_REPORTING = 4, 5
+_times = {}             # driver -> seconds to SHARE of HOG_MIB
+
+
+def rss(vm):
+    """Bytes resident in QEMU's guest-RAM mapping."""
+    return host.guest_ram(vm.proc.pid, vm.ram_bytes)["Rss"] * 1024
+
+
+def feature_bits(vm, dev):
+    """(bit 4, bit 5) of the features the driver of `dev` negotiated."""
+    s = vm.check("cat /sys/bus/virtio/devices/%s/features" % dev).strip()
+    return int(s[F_POISON]), int(s[F_REPORTING])
+
+
+def settle(vm, still_s=3, timeout=60):
+    """Wait until the guest-RAM Rss has not moved by more than 4 MiB for
+    `still_s` seconds (a driver's first reporting pass is over); returns
+    it."""
+    seen = {"rss": rss(vm), "since": time.monotonic()}
+
+    def still():
+        now, cur = time.monotonic(), rss(vm)
+        if abs(cur - seen["rss"]) > 4 * MiB:
+            seen.update(rss=cur, since=now)
+            return False
+        return now - seen["since"] >= still_s
+    vm.wait_until(still, timeout, 0.5, "guest-RAM Rss to stay still for "
+                  "%d s" % still_s, lambda: "Rss %s" % mib(seen["rss"]))
+    return seen["rss"]
+
+
+def hog_hold(vm, size_mib=HOG_MIB):
+    """Start memhog on `size_mib` MiB and return once all of it is
+    touched (QEMU's mapping backs it)."""
+    start_hog(vm, size_mib)
+    out = vm.check("cat /tmp/memhog.out")
+    assert vm.run("test -e /tmp/memhog.ready")[0] == 0, out
+
+
+def hog_free(vm):
+    """End memhog (its memory goes back to the page allocator as it
+    exits); returns the monotonic time it was told to."""
+    t0 = time.monotonic()
+    rc, out = finish_hog(vm)
+    assert rc == 0, out
+    return t0
+
+
+def nudge(vm):
+    """Free a few more high-order pages: memhog touches 8 MiB and exits.
+    The Rss it adds it gives back once reported; its free schedules a
+    new reporting pass where the page allocator stopped after one or two
+    (seen on idle 6.1 guests)."""
+    vm.check("memhog -N 8 >/dev/null")
+
+
+def wait_returned(vm, held, t0, total=HOG_MIB * MiB):
+    """Wait (GOAL_S from t0, scaled for a slow kernel) until the host has
+    SHARE of `total` back, nudging the page allocator (see nudge()) when
+    the Rss stood still for a reporting delay and a second more without
+    getting there.  Returns (seconds since t0, nudges)."""
+    want = SHARE * total
+    deadline = t0 + GOAL_S * vm.slowdown
+    got = {"nudges": 0, "since": time.monotonic(), "rss": rss(vm)}
+
+    def back():
+        cur, now = rss(vm), time.monotonic()
+        if held - cur >= want:
+            got["rss"] = cur
+            return True
+        if abs(cur - got["rss"]) > 4 * MiB:
+            got.update(rss=cur, since=now)
+        elif now - got["since"] > (REPORT_DELAY_S + 1) * vm.slowdown:
+            nudge(vm)
+            got["nudges"] += 1
+            got["since"] = time.monotonic()
+        return False
+    vm.wait_until(back, max(deadline - time.monotonic(), 0.5) / vm.slowdown,
+                  0.2, "%s of %s freed back with the host within %d s" % (
+                      mib(want), mib(total), GOAL_S),
+                  lambda: "Rss %s -> %s (-%s), %d nudges" % (
+                      mib(held), mib(got["rss"]), mib(held - got["rss"]),
+                      got["nudges"]))
+    return time.monotonic() - t0, got["nudges"]
+
+
+def assert_kept(vm, held, what, window_s, freed=HOG_MIB * MiB):
+    """The host keeps the freed memory: polled for `window_s` seconds
+    (the time a reporting driver gets), failing as soon as it drops."""
+    end = time.monotonic() + window_s * vm.slowdown
+    while True:
+        drop = held - rss(vm)
+        assert drop < NO_DROP * freed, \
+            "%s: Rss of guest RAM dropped by %s after %s were freed" % (
+                what, mib(drop), mib(freed))
+        if time.monotonic() >= end:
+            return drop
+        time.sleep(0.5)
+
+
+def reports_done(vm, dev, st0, freed, still_s=REPORT_DELAY_S + 1):
+    """Wait until vballoon has reported at least half of `freed` bytes
+    since status `st0` and then no more for `still_s` seconds (longer
+    than the gap between two reporting passes): the page allocator has
+    reported what it had."""
+    seen = {"bytes": st0["reported_bytes"], "since": time.monotonic()}
+
+    def idle():
+        now, cur = time.monotonic(), vm.vballoon_status(dev)[
+            "reported_bytes"]
+        if cur != seen["bytes"]:
+            seen.update(bytes=cur, since=now)
+            return False
+        return cur - st0["reported_bytes"] >= freed // 2 and \
+            now - seen["since"] >= still_s
+    vm.wait_until(idle, 60, 0.5, "%s reported, then reporting idle for %d "
+                  "s" % (mib(freed // 2), still_s),
+                  lambda: "reported since: %s" % mib(
+                      seen["bytes"] - st0["reported_bytes"]))
+
+
+def test_vballoon_reporting_order_and_state(vm):
+    dev = vm.load("vballoon")
+    st = vm.vballoon_status(dev)
+    assert feature_bits(vm, dev) == (0, 1)
+    assert st["reporting"] == "active", st
+    assert st["page_poison"] == 0 and st["poison_val"] == "0x00000000", st
+    # x86: the kernel's choice, pageblock order (2 MiB)
+    assert st["reporting_order"] == 9, st
+    kernel_order = int(vm.check("cat /sys/module/page_reporting/parameters/"
+                                "page_reporting_order"))
+    assert kernel_order == 9
+
+
+@pytest.mark.parity
+def test_freed_memory_returns_to_host(vm, driver):
+    dev = vm.load(driver)
+    settle(vm)
+    st0 = vm.vballoon_status(dev) if driver == "vballoon" else None
+    hog_hold(vm)
+    held = rss(vm)
+    t0 = hog_free(vm)
+    secs, nudges = wait_returned(vm, held, t0)
+    after = rss(vm)
+    _times[driver] = secs
+    print("REPORTING-RESULT %s %s: %s freed, Rss %s -> %s (-%s) in %.1f s, "
+          "%d nudges" % (vm.kernel.series, driver, mib(HOG_MIB * MiB),
+                         mib(held), mib(after), mib(held - after), secs,
+                         nudges))
+    if driver == "vballoon":
+        st = vm.vballoon_status(dev)
+        assert feature_bits(vm, dev) == (0, 1)
+        assert st["reporting"] == "active", st
+        moved = st["reported_bytes"] - st0["reported_bytes"]
+        assert moved >= SHARE * HOG_MIB * MiB, \
+            "debugfs counted %s reported, the host got %s back" % (
+                mib(moved), mib(held - after))
+        assert st["reported_pages"] * 4096 == st["reported_bytes"], st
+        assert st["reports"] > st0["reports"], st
+        assert st["report_failures"] == 0, st
+    elif "vballoon" in _times:
+        assert _times["vballoon"] <= secs + REPORT_DELAY_S + 1, \
+            "vballoon took %.1f s, virtio_balloon %.1f s" % (
+                _times["vballoon"], secs)
+
+
+def test_reporting_off_by_parameter(vm):
+    dev = vm.load("vballoon", "free_page_reporting=0")
+    st = vm.vballoon_status(dev)
+    assert feature_bits(vm, dev) == (0, 0)
+    assert st["reporting"] == "off", st
+    hog_hold(vm, HOG_MIB // 2)
+    held = rss(vm)
+    hog_free(vm)
+    # as long as the drivers took, and a pass more (GOAL_S without them)
+    window = max(_times.values()) + REPORT_DELAY_S + 1 if _times else GOAL_S
+    drop = assert_kept(vm, held, "free_page_reporting=0", window,
+                       HOG_MIB // 2 * MiB)
+    st = vm.vballoon_status(dev)
+    assert st["reports"] == 0 and st["reported_bytes"] == 0, st
+    print("REPORTING-RESULT %s control: %d MiB freed, Rss -%s in %.1f s" % (
+        vm.kernel.series, HOG_MIB // 2, mib(drop), window))
+
+
+def test_reporting_order_parameter(vm):
+    """An order out of range is refused with a warning; a valid one is
+    what debugfs shows (the page allocator may keep its own: 6.12 fixes
+    its order at the first registration of the boot)."""
+    dev = vm.load("vballoon", "reporting_order=99")
+    assert vm.vballoon_status(dev)["reporting_order"] == 9
+    assert "reporting_order=99 out of range" in vm.dmesg()
+    vm.unload("vballoon")
+    dev = vm.load("vballoon", "reporting_order=10")
+    assert vm.vballoon_status(dev)["reporting_order"] == 10
+
+
+# -- poison matrix: a guest of its own per row -------------------------------
+
+ROWS = {
+    # id: (kernel command line, device properties, bits 4/5, poison_val,
+    #      debugfs reporting, host gets the memory back)
+    "init_on_free": ("init_on_free=1", {}, (1, 1), "0x00000000", "active", True),
+    "page_poison": ("page_poison=1", {}, (1, 1), "0xaaaaaaaa", "active",
+                    False),
+    "page_poison_no_dev_poison": ("page_poison=1", {"page-poison": "off"},
+                                  (0, 0), "0x00000000", "no_poison", False),
+}
+
+
+@pytest.mark.skip_debug("the Debian kernels")
+@pytest.mark.parametrize("row", list(ROWS))
+def test_poison_matrix(request, kernel, row):
+    conftest._skip_on_debug_kernel(request.node, kernel)
+    append, props, bits, poison_val, state, drops = ROWS[row]
+    props = dict({"free-page-reporting": "on"}, **props)
+    hog = HOG_MIB // 2
+    with make_vm(kernel, mem_mib=1024, deflate_on_oom=False,
+                 balloon_props=props, append=append,
+                 name="reporting-%s-%s" % (row, kernel.series)) as g:
+        dev = g.load("vballoon")
+        st0 = g.vballoon_status(dev)
+        assert feature_bits(g, dev) == bits, st0
+        assert st0["reporting"] == state, st0
+        assert st0["poison_val"] == poison_val, st0
+        if state == "no_poison":
+            assert "free page reporting off: freed pages are poisoned" \
+                in g.dmesg()
+        if state != "active":
+            # not negotiated: nothing is ever reported, Rss cannot drop
+            result = "nothing to report (REPORTING not negotiated)"
+        elif drops:
+            settle(g)
+            hog_hold(g, hog)
+            held = rss(g)
+            t0 = hog_free(g)
+            secs, nudges = wait_returned(g, held, t0, hog * MiB)
+            result = "-%s in %.1f s, %d nudges" % (mib(held - rss(g)), secs,
+                                                   nudges)
+        else:
+            hog_hold(g, hog)
+            held = rss(g)
+            st1 = g.vballoon_status(dev)
+            hog_free(g)
+            # the guest reports; QEMU 7.2 does not discard with a
+            # non-zero poison_val
+            reports_done(g, dev, st1, hog * MiB)
+            drop = assert_kept(g, held, row, 0, hog * MiB)
+            result = "kept (-%s)" % mib(drop)
+        print("REPORTING-RESULT %s matrix %s: bits %d/%d, poison_val %s, "
+              "reporting %s; %d MiB freed: Rss %s" % (
+                  kernel.series, row, bits[0], bits[1], poison_val, state,
+                  hog, result))
+        bad = find_bad_lines(g.console())
+        assert not bad, "%s guest (console %s):\n%s" % (
+            row, g.console_path, "\n".join(bad))
