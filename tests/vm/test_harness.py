@@ -152,11 +152,11 @@ def test_make_vm_picks_the_variant(tmp_path, monkeypatch):
         assert (deb.slowdown, dbg.slowdown) == (1, 4)
         cmd = deb.command_line()
         append = cmd[cmd.index("-append") + 1]
-        assert append == "console=ttyS0 panic=-1"
+        assert append == "console=ttyS0 panic=-1 mitigations=off"
         assert "deflate-on-oom=off" in cmd[cmd.index("-device") + 1]
         cmd = dbg.command_line()
         assert cmd[cmd.index("-append") + 1] == \
-            "console=ttyS0 panic=-1 pci=noacpi quiet"
+            "console=ttyS0 panic=-1 mitigations=off pci=noacpi quiet"
         assert "deflate-on-oom=on" in cmd[cmd.index("-device") + 1]
     finally:
         deb.kill()
@@ -179,8 +179,9 @@ def test_mmio_transport_command_line(tmp_path, monkeypatch):
         assert "virtio-blk-pci,drive=disk0" in cmd
         cmd = mmio.command_line()
         assert cmd[cmd.index("-M") + 1] == "microvm"
-        assert cmd[cmd.index("-append") + 1] == \
-            "console=ttyS0 panic=-1 tsc_early_khz=2445422 tsc=reliable"
+        assert cmd[cmd.index("-append") + 1] == (
+            "console=ttyS0 panic=-1 mitigations=off tsc_early_khz=2445422 "
+            "tsc=reliable")
         devs = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-device"]
         assert devs[0].startswith("virtio-balloon-device,id=balloon0,")
         assert "isa-serial,index=1,chardev=agent" in devs

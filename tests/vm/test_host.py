@@ -123,6 +123,10 @@ def check_pattern(vm, n):
     return line[0], bad, got["out"]
 
 
+# A frame handed to the host by mistake reads back as zeros on any kernel;
+# the sanitizers add nothing to this one, and it is the module's longest
+# scenario on the debug kernel (about 70 s).
+@pytest.mark.skip_debug("the Debian kernels")
 def test_patterned_data_survives_cycles(vm):
     dev = vm.load("vballoon")
     start_pattern(vm, PATTERN_MIB)

@@ -4,8 +4,14 @@
 Without deflate-on-oom, ballooned pages leave the guest's MemTotal.  The
 three tests imported from test_oom_on.py run here again under this
 module's device configuration, with vballoon only (the parity runs of
-virtio_balloon are in test_oom_on.py), and not on the debug kernel (see
-conftest.py).
+virtio_balloon are in test_oom_on.py).
+
+Not on the debug kernel at all: this module checks accounting and
+parameter handling, and the driver paths it takes (inflation and
+deflation without DEFLATE_ON_OOM, the probe's parameter checks) run
+under the sanitizers in test_lifecycle.py and test_vbhost.py, whose
+devices lack DEFLATE_ON_OOM too.  A debug boot costs about 80 s of the
+suite's time (boot, then two kmemleak scans).
 """
 
 import pytest
@@ -18,7 +24,10 @@ from test_oom_on import (test_burst_of_targets,  # noqa: F401 (repeats)
                          test_inflate_half_and_back,
                          test_rmmod_with_inflated_balloon)
 
-pytestmark = pytest.mark.vm_config("oom-off", deflate_on_oom=False)
+pytestmark = [
+    pytest.mark.vm_config("oom-off", deflate_on_oom=False),
+    pytest.mark.skip_debug("the Debian kernels (see the module's text)"),
+]
 
 FALLBACK_WARNING = ("autodeflate=pressure needs the host to offer "
                     "deflate-on-oom: autodeflate off")

@@ -53,6 +53,15 @@ MMIO_MACHINE_OPTS = ""
 MMIO_CMDLINE = "tsc_early_khz={tsc_khz} tsc=reliable"
 TRANSPORTS = ("pci", "mmio")
 
+# Every guest boots with the CPU-vulnerability mitigations off.  Under TCG
+# they only cost time: Debian's kernels turn on page-table isolation (a CR3
+# switch, which flushes QEMU's software TLB, on every kernel entry and
+# exit), retpolines and buffer clearing on return to user space, and none
+# of it changes what the balloon does.  Measured on 6.12 (boot, 300
+# fork/exec, memhog 1200 MiB, 768 MiB into a tmpfs, twice): 71.6 s of
+# QEMU CPU time with them, 60.7 s without.
+GUEST_CMDLINE = "console=ttyS0 panic=-1 mitigations=off"
+
 _live_vms = set()
 _live_lock = threading.Lock()
 
@@ -206,7 +215,7 @@ class Machine:
         dev = self._virtio("balloon") + "," + ",".join(
             "%s=%s" % kv for kv in props.items())
         machine, extra = self._machine_args()
-        append = " ".join(a for a in ("console=ttyS0 panic=-1", extra,
+        append = " ".join(a for a in (GUEST_CMDLINE, extra,
                                       self.kernel.cmdline, self.append) if a)
         # ttyS1, the agent: the pc machine takes a second -serial; microvm
         # makes only its one isa-serial from -serial, the second UART is
