@@ -456,12 +456,14 @@ def report_books(vm, driver, h, what):
 def report_hold(vm, driver, h, fault):
     """Inflate 64 MiB: the reports meanwhile (the page allocator's first
     passes over free memory) are checked against the balloon and the
-    counters of both sides agree.  Then set `fault` and deflate: the
-    freed blocks are reported 2 s later, into the fault."""
+    counters of both sides agree.  Then set `fault` and target 0: the
+    freed blocks are reported 2 s later, into the fault, if the first
+    passes, still running, do not get there first (while the driver
+    deflates: no wait for the deflate here)."""
     clean(h.inflate(64 * MiB), driver, "inflated with reporting")
     report_books(vm, driver, h, "reports with 64 MiB inflated")
     h.set_fault(fault)
-    h.inflate(0)
+    h.set_target(0)
 
 
 def sc_report_silent(vm, driver, h, base):
@@ -470,9 +472,10 @@ def sc_report_silent(vm, driver, h, base):
     the guest."""
     report_hold(vm, driver, h, "report-silent")
     h.wait(lambda s: s["reports_pending"] > 0, 30, "a report held")
-    clean(h.inflate(32 * MiB), driver, "inflated, a report held")
     clean(h.inflate(0), driver, "deflated, a report held")
+    clean(h.inflate(32 * MiB), driver, "inflated, a report held")
     assert h.state()["reports_pending"] > 0
+    # unbound with 32 MiB inflated: the remove deflates, then resets
     st = finish(vm, driver, h, base, "unbound with a report held")
     assert st["resets"] >= 1, st
 
@@ -495,10 +498,9 @@ def sc_remove_report(vm, driver, h, base):
         rs = vm.vballoon_status(st["device"])
         assert rs["reporting"] == "active", rs
     clean(h.inflate(32 * MiB), driver, "new device inflated")
-    h.inflate(0)
     h.wait(lambda s: s["reports"] >= 1 or s["violations"], 30,
            "the new device's first report")
-    report_books(vm, driver, h, "new device's reports")
+    report_books(vm, driver, h, "new device's reports, 32 MiB inflated")
     finish(vm, driver, h, base, "new device after a removal mid-report")
 
 
