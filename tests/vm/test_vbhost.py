@@ -13,6 +13,12 @@ rmmod vbhost) finishes within 10 s even when the host stopped answering,
 MemTotal and free memory come back within 2 %, the device's `actual`
 equals the frames it holds.
 
+Free page reporting (issue 12; vbhost reporting=1): the device checks
+every report (page aligned, in RAM, outside the balloon, free) and both
+sides' counters agree; a host that never returns a report
+(report-silent) and a device removed under one (remove-report): unbind
+or removal within 10 s, memory back, a new device reports again.
+
 With VBALLOON_VBHOST_PARITY=1 the tests run against the kernel's
 virtio_balloon too (not in `make check`: its hangs cost a boot each): a
 scenario that fails or hangs (its host waits are unbounded) is recorded,
