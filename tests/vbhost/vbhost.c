@@ -52,7 +52,7 @@
 /* Longest buffer the model reads (1M frames); longer is a violation. */
 #define VBH_MAX_BUF	(4U << 20)
 /* Longest free page report (32 blocks of 4 MiB are 128 MiB). */
-#define VBH_MAX_REPORT	(1U << 30)
+#define VBH_MAX_REPORT	BIT(30)
 /* Stats tags the hosts know (virtio 1.2: 0-9). */
 #define VBH_NR_TAGS	10
 #define VBH_STAT_SIZE	10	/* __le16 tag + __le64 val, packed */
@@ -402,8 +402,9 @@ static void *vbh_map(struct vbh *vbh, u64 addr, u32 len)
  * Walk the chain at `head`: every index in range, no loop, no indirect
  * descriptor, every descriptor device-readable (device-writable on the
  * reporting queue, whose buffers are free pages the model never maps),
- * every buffer in guest RAM; the buffers go to q->chain[].  Returns false (after counting a violation) if the
- * chain is bad.  Caller holds q->lock.
+ * every buffer in guest RAM; the buffers go to q->chain[].  Returns
+ * false (after counting a violation) if the chain is bad.  Caller holds
+ * q->lock.
  */
 static bool vbh_walk(struct vbh_queue *q, u16 head)
 {
@@ -669,7 +670,7 @@ static void vbh_report_buf(struct vbh_queue *q)
 		}
 		held = find_next_bit(vbh->held, end, start);
 		if (held < end)
-			vbh_violation(vbh, "report: range %#llx+%#x overlaps frame %#lx in the balloon",
+			vbh_violation(vbh, "report: %#llx+%#x overlaps held frame %#lx",
 				      addr, len, held);
 		if (page_ref_count(pfn_to_page(start)))
 			vbh_violation(vbh, "report: frame %#lx reported but in use (refcount %d)",
