@@ -14,7 +14,9 @@
  * or VIRTIO_F_ACCESS_PLATFORM, so every address in the ring is a
  * guest-physical address in the direct map.
  *
- * Profiles (profile=): qemu (default), firecracker, crosvm, legacy; faults
+ * Profiles (profile=): qemu (default), firecracker, crosvm, legacy;
+ * reporting=1 adds free page reporting (a reporting queue whose reports
+ * are checked, counted and returned), page_poison=1 PAGE_POISON.  Faults
  * and targets through debugfs: /sys/kernel/debug/vbhost/<n>/ (see
  * tests/vbhost/README.md).
  */
@@ -44,10 +46,13 @@
 #define VBH_VQ_INFLATE	0
 #define VBH_VQ_DEFLATE	1
 #define VBH_VQ_STATS	2
-#define VBH_NR_VQS	3
+#define VBH_VQ_REPORT	3
+#define VBH_NR_VQS	4	/* roles; the ring index is the transport's */
 
 /* Longest buffer the model reads (1M frames); longer is a violation. */
 #define VBH_MAX_BUF	(4U << 20)
+/* Longest free page report (32 blocks of 4 MiB are 128 MiB). */
+#define VBH_MAX_REPORT	BIT(30)
 /* Stats tags the hosts know (virtio 1.2: 0-9). */
 #define VBH_NR_TAGS	10
 #define VBH_STAT_SIZE	10	/* __le16 tag + __le64 val, packed */
@@ -80,6 +85,8 @@ enum vbh_fault {
 	VBH_F_BADLEN,
 	VBH_F_STATS_FLOOD,
 	VBH_F_REMOVE_INFLATE,
+	VBH_F_REPORT_SILENT,
+	VBH_F_REMOVE_REPORT,
 };
 
 static const char * const vbh_fault_names[] = {
@@ -94,6 +101,8 @@ static const char * const vbh_fault_names[] = {
 	[VBH_F_BADLEN] = "badlen",
 	[VBH_F_STATS_FLOOD] = "stats-flood",
 	[VBH_F_REMOVE_INFLATE] = "remove-inflate",
+	[VBH_F_REPORT_SILENT] = "report-silent",
+	[VBH_F_REMOVE_REPORT] = "remove-report",
 };
 
 static char *profile = "qemu";
@@ -103,6 +112,14 @@ MODULE_PARM_DESC(profile, "qemu (default), firecracker, crosvm or legacy");
 static bool deflate_on_oom = true;
 module_param(deflate_on_oom, bool, 0444);
 MODULE_PARM_DESC(deflate_on_oom, "offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM (default 1)");
+
+static bool reporting;
+module_param(reporting, bool, 0444);
+MODULE_PARM_DESC(reporting, "offer VIRTIO_BALLOON_F_REPORTING (default 0)");
+
+static bool page_poison;
+module_param(page_poison, bool, 0444);
+MODULE_PARM_DESC(page_poison, "offer VIRTIO_BALLOON_F_PAGE_POISON (default 0)");
 
 static unsigned int instances = 1;
 module_param(instances, uint, 0444);
@@ -128,7 +145,8 @@ struct vbh_queue {
 	/* the chain being processed: one entry per descriptor */
 	unsigned int nr;
 	struct {
-		void *buf;
+		void *buf;		/* NULL on the reporting queue */
+		u64 addr;
 		u32 len;
 	} chain[VBH_MAX_QSIZE];
 };
@@ -152,7 +170,8 @@ struct vbh {
 	bool broken;
 	bool stats_dead;
 
-	struct vbh_queue q[VBH_NR_VQS];
+	struct vbh_queue q[VBH_NR_VQS];	/* by role (VBH_VQ_*) */
+	u8 role[VBH_NR_VQS];		/* ring index -> role */
 	unsigned int frame_limit;	/* frames per descriptor, 0: none */
 	unsigned int queue_size;
 	bool whole_chain;
@@ -165,6 +184,7 @@ struct vbh {
 	u64 max_frames_per_desc, lost_descs, violations, stats_rejected;
 	u64 stats_requests, stats_received, stats_ignored_tags, resets;
 	u64 config_changes;
+	u64 reports, report_ranges, report_pages, report_bytes;
 	char first_violation[VBH_MSG_LEN];
 	u64 stat_val[VBH_NR_TAGS];
 	u16 stat_seen;			/* bit per tag received */
@@ -241,7 +261,15 @@ static void vbh_set(struct virtio_device *vdev, unsigned int offset,
 	struct vbh *vbh = to_vbh(vdev);
 	unsigned long flags;
 
-	/* the driver only writes `actual` (poison_val needs PAGE_POISON) */
+	/* the driver only writes `actual`, and poison_val with PAGE_POISON */
+	if (offset == offsetof(struct virtio_balloon_config, poison_val) &&
+	    len == sizeof(vbh->config.poison_val) &&
+	    vbh_accepted(vbh, VIRTIO_BALLOON_F_PAGE_POISON)) {
+		spin_lock_irqsave(&vbh->lock, flags);
+		memcpy(&vbh->config.poison_val, buf, len);
+		spin_unlock_irqrestore(&vbh->lock, flags);
+		return;
+	}
 	if (offset != offsetof(struct virtio_balloon_config, actual) ||
 	    len != sizeof(vbh->config.actual)) {
 		vbh_violation(vbh, "config write of %u bytes at %u", len, offset);
@@ -372,15 +400,19 @@ static void *vbh_map(struct vbh *vbh, u64 addr, u32 len)
 
 /*
  * Walk the chain at `head`: every index in range, no loop, no indirect
- * or device-writable descriptor, every buffer in guest RAM; the buffers
- * go to q->chain[].  Returns false (after counting a violation) if the
- * chain is bad.  Caller holds q->lock.
+ * descriptor, every descriptor device-readable (device-writable on the
+ * reporting queue, whose buffers are free pages the model never maps),
+ * every buffer in guest RAM; the buffers go to q->chain[].  Returns
+ * false (after counting a violation) if the chain is bad.  Caller holds
+ * q->lock.
  */
 static bool vbh_walk(struct vbh_queue *q, u16 head)
 {
 	struct vbh *vbh = q->vbh;
 	struct virtio_device *vdev = &vbh->vdev;
 	const struct vring *vr = virtqueue_get_vring(q->vq);
+	bool report = q->index == VBH_VQ_REPORT;
+	u32 limit = report ? VBH_MAX_REPORT : VBH_MAX_BUF;
 	unsigned int i = head, n;
 	u32 bytes = 0;
 
@@ -411,23 +443,25 @@ static bool vbh_walk(struct vbh_queue *q, u16 head)
 				      q->index, i);
 			return false;
 		}
-		if (flags & VRING_DESC_F_WRITE) {
-			vbh_violation(vbh, "vq %u: device-writable descriptor %u",
-				      q->index, i);
+		if (!(flags & VRING_DESC_F_WRITE) != !report) {
+			vbh_violation(vbh, "vq %u: device-%s descriptor %u",
+				      q->index, report ? "readable" : "writable",
+				      i);
 			return false;
 		}
-		if (len > VBH_MAX_BUF || bytes + len > VBH_MAX_BUF) {
+		if (len > limit || bytes + len > limit) {
 			vbh_violation(vbh, "vq %u: %u bytes in descriptor %u, limit %u",
-				      q->index, len, i, VBH_MAX_BUF);
+				      q->index, len, i, limit);
 			return false;
 		}
-		buf = vbh_map(vbh, addr, len);
-		if (!buf) {
+		buf = report ? NULL : vbh_map(vbh, addr, len);
+		if (!report && !buf) {
 			vbh_violation(vbh, "vq %u: desc %u: %u bytes at %#llx not in RAM",
 				      q->index, i, len, addr);
 			return false;
 		}
 		q->chain[q->nr].buf = buf;
+		q->chain[q->nr].addr = addr;
 		q->chain[q->nr].len = len;
 		q->nr++;
 		bytes += len;
@@ -594,6 +628,62 @@ static bool vbh_stats_buf(struct vbh_queue *q)
 	return true;
 }
 
+/*
+ * A free page report: each descriptor is one free block the guest took
+ * off its free lists.  It must be whole pages of guest RAM, none of them
+ * in the balloon, the first one free (reference count 0).  The model
+ * keeps nothing (a real host would discard the pages).
+ */
+static void vbh_report_buf(struct vbh_queue *q)
+{
+	struct vbh *vbh = q->vbh;
+	u64 pages = 0, bytes = 0;
+	unsigned long flags;
+	unsigned int i;
+
+	for (i = 0; i < q->nr; i++) {
+		u64 addr = q->chain[i].addr;
+		u32 len = q->chain[i].len;
+		unsigned long pfn, start, end, held;
+
+		bytes += len;
+		if (!len || !PAGE_ALIGNED(addr) || !PAGE_ALIGNED(len)) {
+			vbh_violation(vbh, "report: range %#llx+%#x not page aligned",
+				      addr, len);
+			continue;
+		}
+		start = PHYS_PFN(addr);
+		end = start + (len >> PAGE_SHIFT);
+		pages += len >> PAGE_SHIFT;
+		if (end > vbh->end_pfn) {
+			vbh_violation(vbh, "report: range %#llx+%#x outside guest RAM",
+				      addr, len);
+			continue;
+		}
+		for (pfn = start; pfn < end; pfn++)
+			if (!pfn_valid(pfn))
+				break;
+		if (pfn < end) {
+			vbh_violation(vbh, "report: frame %#lx of range %#llx+%#x not in RAM",
+				      pfn, addr, len);
+			continue;
+		}
+		held = find_next_bit(vbh->held, end, start);
+		if (held < end)
+			vbh_violation(vbh, "report: %#llx+%#x overlaps held frame %#lx",
+				      addr, len, held);
+		if (page_ref_count(pfn_to_page(start)))
+			vbh_violation(vbh, "report: frame %#lx reported but in use (refcount %d)",
+				      start, page_ref_count(pfn_to_page(start)));
+	}
+	spin_lock_irqsave(&vbh->lock, flags);
+	vbh->reports++;
+	vbh->report_ranges += q->nr;
+	vbh->report_pages += pages;
+	vbh->report_bytes += bytes;
+	spin_unlock_irqrestore(&vbh->lock, flags);
+}
+
 enum vbh_verdict { VBH_ANSWER, VBH_DROP, VBH_KEEP, VBH_STOP };
 
 static enum vbh_verdict vbh_request(struct vbh_queue *q, u16 head)
@@ -604,13 +694,16 @@ static enum vbh_verdict vbh_request(struct vbh_queue *q, u16 head)
 
 	if (q->index != VBH_VQ_STATS) {
 		enum vbh_fault brk = q->index == VBH_VQ_INFLATE ?
-			VBH_F_BREAK_INFLATE : VBH_F_BREAK_DEFLATE;
+			VBH_F_BREAK_INFLATE : q->index == VBH_VQ_DEFLATE ?
+			VBH_F_BREAK_DEFLATE : VBH_F_NONE;
+		enum vbh_fault rm = q->index == VBH_VQ_INFLATE ?
+			VBH_F_REMOVE_INFLATE : q->index == VBH_VQ_REPORT ?
+			VBH_F_REMOVE_REPORT : VBH_F_NONE;
 
 		spin_lock_irqsave(&vbh->lock, flags);
-		if (vbh->fault == brk ||
-		    (vbh->fault == VBH_F_REMOVE_INFLATE &&
-		     q->index == VBH_VQ_INFLATE)) {
-			remove = vbh->fault == VBH_F_REMOVE_INFLATE;
+		if (vbh->fault != VBH_F_NONE &&
+		    (vbh->fault == brk || vbh->fault == rm)) {
+			remove = vbh->fault == rm;
 			vbh->fault = VBH_F_NONE;
 			vbh->broken = true;
 			spin_unlock_irqrestore(&vbh->lock, flags);
@@ -627,6 +720,10 @@ static enum vbh_verdict vbh_request(struct vbh_queue *q, u16 head)
 		if (!vbh_stats_buf(q))
 			return VBH_DROP;
 		return VBH_KEEP;
+	}
+	if (q->index == VBH_VQ_REPORT) {
+		vbh_report_buf(q);
+		return VBH_ANSWER;
 	}
 	if (vbh->frame_limit && q->chain[0].len / 4 > vbh->frame_limit) {
 		/* firecracker: "bogus page count", skipped, never returned */
@@ -687,7 +784,10 @@ static void vbh_queue_work(struct work_struct *work)
 			break;
 		}
 		spin_unlock_irqrestore(&vbh->lock, flags);
-		if (q->index != VBH_VQ_STATS && fault == VBH_F_SILENT)
+		if ((q->index == VBH_VQ_INFLATE || q->index == VBH_VQ_DEFLATE) &&
+		    fault == VBH_F_SILENT)
+			break;
+		if (q->index == VBH_VQ_REPORT && fault == VBH_F_REPORT_SILENT)
 			break;
 		/* flood: the buffer held when the fault was set goes back too */
 		if (flood && q->stats_held)
@@ -781,7 +881,8 @@ static bool vbh_notify(struct virtqueue *vq)
 
 	/* may be called in atomic context: the "host" runs in a work item */
 	if (vq->index < VBH_NR_VQS)
-		queue_delayed_work(vbh->slot->wq, &vbh->q[vq->index].work, 0);
+		queue_delayed_work(vbh->slot->wq,
+				   &vbh->q[vbh->role[vq->index]].work, 0);
 	return true;
 }
 
@@ -878,12 +979,13 @@ static void vbh_del_vqs(struct virtio_device *vdev)
 }
 
 static int vbh_setup_vq(struct vbh *vbh, unsigned int index,
-			struct virtqueue **vqp, vq_callback_t *cb,
-			const char *name)
+			unsigned int role, struct virtqueue **vqp,
+			vq_callback_t *cb, const char *name)
 {
-	struct vbh_queue *q = &vbh->q[index];
+	struct vbh_queue *q = &vbh->q[role];
 	struct virtqueue *vq;
 
+	vbh->role[index] = role;
 	vq = vring_create_virtqueue(index, vbh->queue_size, SMP_CACHE_BYTES,
 				    &vbh->vdev, true, true, false, vbh_notify,
 				    cb, name);
@@ -908,21 +1010,33 @@ static int vbh_find_vqs_common(struct virtio_device *vdev, unsigned int nvqs,
 			       const char * const names[])
 {
 	struct vbh *vbh = to_vbh(vdev);
-	unsigned int i, index = 0;
+	unsigned int i, index = 0, nroles = 0;
+	u8 roles[VBH_NR_VQS];
 	int err;
+
+	/*
+	 * virtio 1.2, 5.5.2: inflateq, deflateq, statsq if STATS_VQ,
+	 * free_page_vq if FREE_PAGE_HINT (never offered), reporting_vq if
+	 * REPORTING; the queues present are numbered without gaps.
+	 */
+	roles[nroles++] = VBH_VQ_INFLATE;
+	roles[nroles++] = VBH_VQ_DEFLATE;
+	if (vbh_accepted(vbh, VIRTIO_BALLOON_F_STATS_VQ))
+		roles[nroles++] = VBH_VQ_STATS;
+	if (vbh_accepted(vbh, VIRTIO_BALLOON_F_REPORTING))
+		roles[nroles++] = VBH_VQ_REPORT;
 
 	for (i = 0; i < nvqs; i++) {
 		if (!names[i]) {
 			vqs[i] = NULL;
 			continue;
 		}
-		if (index >= VBH_NR_VQS ||
-		    (index == VBH_VQ_STATS &&
-		     !vbh_accepted(vbh, VIRTIO_BALLOON_F_STATS_VQ))) {
+		if (index >= nroles) {
 			err = -ENOENT;
 			goto fail;
 		}
-		err = vbh_setup_vq(vbh, index, &vqs[i], callbacks[i], names[i]);
+		err = vbh_setup_vq(vbh, index, roles[index], &vqs[i],
+				   callbacks[i], names[i]);
 		if (err)
 			goto fail;
 		index++;
@@ -939,8 +1053,8 @@ static int vbh_find_vqs(struct virtio_device *vdev, unsigned int nvqs,
 			struct virtqueue_info vqs_info[],
 			struct irq_affinity *desc)
 {
-	vq_callback_t *callbacks[VBH_NR_VQS + 2] = {};
-	const char *names[VBH_NR_VQS + 2] = {};
+	vq_callback_t *callbacks[VBH_NR_VQS + 4] = {};
+	const char *names[VBH_NR_VQS + 4] = {};
 	unsigned int i;
 
 	if (nvqs > ARRAY_SIZE(names))
@@ -1033,6 +1147,10 @@ static struct vbh *vbh_create(struct vbh_slot *slot)
 		vbh->features_offered |= BIT_ULL(VIRTIO_F_VERSION_1);
 	if (vbh->profile == VBH_CROSVM)
 		vbh->features_offered |= BIT_ULL(VIRTIO_BALLOON_F_MUST_TELL_HOST);
+	if (reporting)
+		vbh->features_offered |= BIT_ULL(VIRTIO_BALLOON_F_REPORTING);
+	if (page_poison)
+		vbh->features_offered |= BIT_ULL(VIRTIO_BALLOON_F_PAGE_POISON);
 	vbh->queue_size = vbh->profile == VBH_FIRECRACKER ? 256 : 128;
 	vbh->frame_limit = vbh->profile == VBH_FIRECRACKER ? 256 : 0;
 	vbh->whole_chain = vbh->profile != VBH_FIRECRACKER;
@@ -1142,7 +1260,7 @@ static int vbh_state_show(struct seq_file *m, void *v)
 	struct vbh_slot *slot = m->private;
 	struct vbh *vbh = vbh_get_dev(slot);
 	unsigned long flags;
-	unsigned int pending;
+	unsigned int pending, reports_pending;
 	bool registered;
 
 	if (!vbh)
@@ -1152,6 +1270,7 @@ static int vbh_state_show(struct seq_file *m, void *v)
 	mutex_unlock(&slot->lock);
 	pending = vbh_pending(&vbh->q[VBH_VQ_INFLATE]) +
 		  vbh_pending(&vbh->q[VBH_VQ_DEFLATE]);
+	reports_pending = vbh_pending(&vbh->q[VBH_VQ_REPORT]);
 
 	spin_lock_irqsave(&vbh->lock, flags);
 	seq_printf(m, "device %s\n", dev_name(&vbh->vdev.dev));
@@ -1179,6 +1298,12 @@ static int vbh_state_show(struct seq_file *m, void *v)
 	seq_printf(m, "stats_requests %llu\n", vbh->stats_requests);
 	seq_printf(m, "stats_received %llu\n", vbh->stats_received);
 	seq_printf(m, "stats_rejected %llu\n", vbh->stats_rejected);
+	seq_printf(m, "poison_val %#x\n", le32_to_cpu(vbh->config.poison_val));
+	seq_printf(m, "reports %llu\n", vbh->reports);
+	seq_printf(m, "report_ranges %llu\n", vbh->report_ranges);
+	seq_printf(m, "report_pages %llu\n", vbh->report_pages);
+	seq_printf(m, "report_bytes %llu\n", vbh->report_bytes);
+	seq_printf(m, "reports_pending %u\n", reports_pending);
 	seq_printf(m, "violations %llu\n", vbh->violations);
 	seq_printf(m, "first_violation %s\n",
 		   vbh->violations ? vbh->first_violation : "-");

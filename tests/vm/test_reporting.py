@@ -49,6 +49,7 @@ import pytest
 
 import conftest
 from harness import host
+from harness import vbhost as vbh
 from harness.console import find_bad_lines
 from harness.units import MiB, mib
 from harness.vm import make_vm
@@ -258,6 +259,48 @@ def test_reporting_order_parameter(vm):
     vm.unload("vballoon")
     dev = vm.load("vballoon", "reporting_order=10")
     assert vm.vballoon_status(dev)["reporting_order"] == 10
+
+
+def test_second_reporting_device_busy(vm):
+    """Only one page-reporting device per system: vballoon reports for
+    QEMU's balloon, then binds the test device tests/vbhost offering
+    REPORTING too.  The second binds without reporting (`busy`, one log
+    line), still balloons, and reports once the first is gone and it is
+    bound again."""
+    h = vbh.VBHost(vm)
+    if not h.available():
+        pytest.skip("vbhost.ko not built for this kernel (make modules)")
+    qdev = vm.load("vballoon")
+    assert vm.vballoon_status(qdev)["reporting"] == "active"
+    try:
+        st = h.load("qemu", "reporting=1")
+        dev = st["device"]
+        assert st["driver"] == "vballoon", st
+        # negotiated (the queue exists), but the page allocator said -EBUSY
+        assert st["features_accepted"] >> vbh.F_REPORTING & 1, st
+        assert vm.vballoon_status(dev)["reporting"] == "busy"
+        assert vm.vballoon_status(qdev)["reporting"] == "active"
+        said = [ln for ln in vm.dmesg().splitlines()
+                if "another driver reports free pages already" in ln]
+        assert len(said) == 1 and dev in said[0] and "(-16)" in said[0], \
+            said
+        st = h.inflate(32 * MiB, timeout=120)
+        assert st["violations"] == 0 and st["actual"] == st["held_frames"]
+        st = h.inflate(0, timeout=120)
+        assert st["reports"] == 0 and st["violations"] == 0, st
+        # the first device gone, the second reports after a rebind
+        drv = "/sys/bus/virtio/drivers/vballoon"
+        vm.check("echo %s > %s/unbind; echo %s > %s/unbind; echo %s > "
+                 "%s/bind" % (qdev, drv, dev, drv, dev, drv), timeout=120)
+        assert vm.vballoon_status(dev)["reporting"] == "active"
+        h.wait(lambda s: s["reports"] >= 1 or s["violations"], 30,
+               "a report from the second device")
+        assert h.state()["violations"] == 0, h.state()
+    finally:
+        if h.loaded():
+            h.unload()
+        if qdev not in vm.bound_devices("vballoon"):
+            vm.check("echo %s > /sys/bus/virtio/drivers/vballoon/bind" % qdev)
 
 
 # -- poison matrix: a guest of its own per row -------------------------------

@@ -13,6 +13,12 @@ rmmod vbhost) finishes within 10 s even when the host stopped answering,
 MemTotal and free memory come back within 2 %, the device's `actual`
 equals the frames it holds.
 
+Free page reporting (issue 12; vbhost reporting=1): the device checks
+every report (page aligned, in RAM, outside the balloon, free) and both
+sides' counters agree; a host that never returns a report
+(report-silent) and a device removed under one (remove-report): unbind
+or removal within 10 s, memory back, a new device reports again.
+
 With VBALLOON_VBHOST_PARITY=1 the tests run against the kernel's
 virtio_balloon too (not in `make check`: its hangs cost a boot each): a
 scenario that fails or hangs (its host waits are unbounded) is recorded,
@@ -408,6 +414,115 @@ def test_rmmod_vbhost_silent(vm, driver):
         bounded(vm, "rmmod vbhost", "rmmod vbhost")
         memory_back(vm, base, "after rmmod vbhost")
     outcome(vm, driver, "rmmod vbhost", run)
+
+
+# -- free page reporting (issue 12) -------------------------------------------
+
+def reporting_attach(vm, driver):
+    """vbhost with reporting=1: REPORTING accepted, vballoon's reporting
+    active, and the page allocator's first pass answered (it starts 2 s
+    after the registration, over all free memory)."""
+    h, base = attach(vm, driver, "qemu", "reporting=1")
+    st = h.state()
+    assert st["features_accepted"] >> vbh.F_REPORTING & 1, \
+        "REPORTING offered but not accepted: %#x" % st["features_accepted"]
+    if driver == "vballoon":
+        rs = vm.vballoon_status(st["device"])
+        assert rs["reporting"] == "active", rs
+    h.wait(lambda s: s["reports"] >= 1 or s["violations"], 30,
+           "a first free page report")
+    return h, base
+
+
+def report_books(vm, driver, h, what):
+    """The device's and vballoon's counters agree once no report is in
+    flight: as many reports, pages and bytes returned as the device got,
+    none failed, no violation (alignment, RAM, overlap with the balloon,
+    a reported page in use)."""
+    got = {}
+
+    def agree(s):
+        if s["violations"] or s["reports_pending"]:
+            return bool(s["violations"])
+        if driver != "vballoon":
+            return True
+        got["vb"] = vm.vballoon_status(s["device"])
+        return got["vb"]["reports"] == s["reports"] and \
+            got["vb"]["reported_bytes"] == s["report_bytes"]
+    st = h.wait(agree, 30, "%s: reporting counters to agree" % what)
+    clean(st, driver, what)
+    assert st["report_pages"] * PAGE_SIZE == st["report_bytes"], st
+    if driver == "vballoon":
+        vb = got["vb"]
+        assert vb["report_failures"] == 0, vb
+        assert vb["reported_pages"] == st["report_pages"], (vb, st)
+    return st
+
+
+def report_hold(vm, driver, h, fault):
+    """Inflate 64 MiB: the reports meanwhile (the page allocator's first
+    passes over free memory) are checked against the balloon and the
+    counters of both sides agree.  Then set `fault` and target 0: the
+    freed blocks are reported 2 s later, into the fault, if the first
+    passes, still running, do not get there first (while the driver
+    deflates: no wait for the deflate here)."""
+    clean(h.inflate(64 * MiB), driver, "inflated with reporting")
+    report_books(vm, driver, h, "reports with 64 MiB inflated")
+    h.set_fault(fault)
+    h.set_target(0)
+
+
+def sc_report_silent(vm, driver, h, base):
+    """The host never returns a report: ballooning goes on, unbind ends
+    within STOP_LIMIT (the reset ends the report), the blocks go back to
+    the guest."""
+    report_hold(vm, driver, h, "report-silent")
+    h.wait(lambda s: s["reports_pending"] > 0, 30, "a report held")
+    clean(h.inflate(0), driver, "deflated, a report held")
+    clean(h.inflate(32 * MiB), driver, "inflated, a report held")
+    assert h.state()["reports_pending"] > 0
+    # unbound with 32 MiB inflated: the remove deflates, then resets
+    st = finish(vm, driver, h, base, "unbound with a report held")
+    assert st["resets"] >= 1, st
+
+
+def sc_remove_report(vm, driver, h, base):
+    """Surprise removal while a report is on the ring, then a new device
+    that reports again."""
+    n0 = h.state()["resets"]
+    report_hold(vm, driver, h, "remove-report")
+    wait_gone(vm, h, "surprise removal during a report")
+    st = h.state()
+    # the reset of the driver's remove clears `broken`: count the reset
+    assert st["resets"] > n0 and st["reports_pending"] == 0, \
+        "no reset after the removal: %r" % st
+    memory_back(vm, base, "after a removal during a report")
+    h.add()
+    st = h.state()
+    assert st["driver"] == driver, "new device not bound: %r" % st
+    if driver == "vballoon":
+        rs = vm.vballoon_status(st["device"])
+        assert rs["reporting"] == "active", rs
+    clean(h.inflate(32 * MiB), driver, "new device inflated")
+    h.wait(lambda s: s["reports"] >= 1 or s["violations"], 30,
+           "the new device's first report")
+    report_books(vm, driver, h, "new device's reports, 32 MiB inflated")
+    finish(vm, driver, h, base, "new device after a removal mid-report")
+
+
+REPORT_SCENARIOS = {
+    "report-silent": sc_report_silent,
+    "remove-report": sc_remove_report,
+}
+
+
+@PARITY
+@pytest.mark.parametrize("scenario", list(REPORT_SCENARIOS))
+def test_reporting(vm, driver, scenario):
+    def run():
+        h, base = reporting_attach(vm, driver)
+        REPORT_SCENARIOS[scenario](vm, driver, h, base)
+    outcome(vm, driver, scenario, run)
 
 
 def test_survival_table(kernel):

@@ -6,18 +6,21 @@ its own transport; QEMU's virtio-balloon-pci is left out of these guests
 (make_vm(..., balloon=False)), so the only balloon is vbhost's.  This
 wraps its debugfs files, /sys/kernel/debug/vbhost/<n>/:
 
-    state            key value lines (profile, held_frames, violations, ...)
+    state            key value lines (profile, held_frames, violations,
+                     reports, report_pages, reports_pending, ...)
     stats            "tag value" lines, stats_requests, stats_received, ...
     target           balloon target in 4 KiB frames (config change sent)
     fault            none, silent, delay=MS, flap=MS, storm=MS,
                      break-inflate, break-deflate, badid, badlen,
-                     stats-flood, remove-inflate
+                     stats-flood, remove-inflate, report-silent,
+                     remove-report
     stats_period_ms  the device gives the stats buffer back every MS
     remove / add     echo 1: hot-unplug the device (asynchronous) / plug
                      a new one (fresh state)
 
     h = VBHost(vm)
     h.load("firecracker")          # insmod vbhost.ko profile=firecracker
+    h.load("qemu", "reporting=1")  # + free page reporting (page_poison=1)
     h.set_target(256 * MiB // PAGE_SIZE)
     h.wait(lambda s: s["held_frames"] == ..., 60, "inflated")
     h.unload()                     # rmmod vbhost (bounded)
@@ -33,6 +36,7 @@ DEBUGFS = "/sys/kernel/debug/vbhost"
 PROFILES = ("qemu", "firecracker", "crosvm", "legacy")
 # features (bit numbers)
 F_MUST_TELL_HOST, F_STATS_VQ, F_DEFLATE_ON_OOM = 0, 1, 2
+F_PAGE_POISON, F_REPORTING = 4, 5
 F_VERSION_1 = 32
 
 
