@@ -34,10 +34,11 @@
  * Only the errors before sending are cheap; each makes the page
  * allocator end its pass, leave the blocks unreported and try again on
  * later frees.  What bounds the wait is the device's teardown: vb_stop()
- * closes reporting first, gives a silent host VB_STOP_GRACE_MS (host.c),
- * resets the device, and only then lets a waiting report return and
+ * closes reporting first (no new report is sent), deflates (where only
+ * inflate and deflate requests get VB_STOP_GRACE_MS of a silent host),
+ * resets the device, and only then lets a waiting report return -EIO and
  * unregisters from the page allocator, before deleting the queues.  So
- * unbinding, rmmod and suspend end within that grace even when the host
+ * unbinding, rmmod and suspend end without waiting for a report the host
  * never answers, and no reported block is reused while the host may
  * still act on it.  While the device runs, a host that never answers
  * keeps one report (at most PAGE_REPORTING_CAPACITY blocks) out of the
