@@ -56,6 +56,8 @@ MODULES = {
     # vballoon and virtio_balloon; the poison matrix boots three 1 GiB
     # guests of its own (skipped on the debug kernel)
     "reporting": (150, 200),
+    # vballoon and virtio_balloon; three migrations of a 1 GiB guest
+    "hinting": (120, 60),
 }
 JOB_TIMEOUT = 60 * 60
 

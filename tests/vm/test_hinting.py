@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Free page hinting (feature bit 3), judged by what QEMU sends when it
+migrates the guest: `query-migrate` ram.normal-bytes.
+
+The module's guest has 1 GiB, an iothread and QEMU's
+`free-page-hint=on,iothread=iot0`.  QEMU hints only during a precopy
+migration; the guest is migrated to `exec:cat > /dev/null` (the stream is
+thrown away, the source guest is paused at the end and resumed), with
+the bandwidth limited to 64 MiB/s so that hints arrive before the pages
+they cover are sent.  Before each migration memhog touches 512 MiB and
+exits: that memory is free but not zero, so without hints QEMU sends it.
+
+1. Control: vballoon with free_page_hinting=0 does not accept bit 3 and
+   says `hinting off`; the figure it gives is the reference.
+2. Hinting (parity): with vballoon and with virtio_balloon, QEMU sends
+   at least 256 MiB less RAM as normal pages than in the control; the
+   guest runs on after the migration, and within 15 s (QEMU's DONE) its
+   free memory is back to what it was before (vballoon: nothing parked,
+   `hinting idle`, counters moved, no round ended on a silent host).
+3. Mid-hint removal (cheap; also on the debug kernel): a migration at
+   2 MiB/s keeps the guest hinting; vballoon is unloaded while it holds
+   hinted blocks; every block is freed (MemFree back) and the migration
+   is cancelled.  On the debug kernel KASAN, lockdep and kmemleak watch.
+
+Reference (virtio_balloon, the note in shared/reference): 95-134 MiB
+sent with hinting against 596-603 MiB without.
+
+The destination here is not a second QEMU: the issue's full version
+(guest running on a destination with a kept buffer intact) is not done.
+"""
+
+import pytest
+
+from harness import migration
+from harness.units import MiB, mib
+
+pytestmark = pytest.mark.vm_config(
+    "hinting", mem_mib=1024, deflate_on_oom=False,
+    objects=("iothread,id=iot0",),
+    balloon_props={"free-page-hint": "on", "iothread": "iot0"})
+
+HOG_MIB = 512
+SAVED = 256 * MiB           # issue 12: at least this much less sent
+BANDWIDTH = 64 * MiB        # bytes/s
+FREED_S = 15                # issue 12: hinted memory free again within
+F_HINT = 3
+_sent = {}                  # (kernel, "off" / driver) -> ram.normal-bytes
+
+
+def feature_bit(vm, dev, bit=F_HINT):
+    s = vm.check("cat /sys/bus/virtio/devices/%s/features" % dev).strip()
+    return int(s[bit])
+
+
+def free_bytes(vm):
+    return vm.meminfo()["FreeTotal"] * 1024
+
+
+def fill_and_free(vm):
+    """memhog touches HOG_MIB MiB (a pattern, not zeros) and exits;
+    returns the guest's free memory afterwards."""
+    vm.check("memhog %d >/dev/null" % HOG_MIB, timeout=300)
+    return free_bytes(vm)
+
+
+def migrate_normal_bytes(vm):
+    st = migration.migrate(vm, bytes_per_s=BANDWIDTH, timeout=120)
+    return st["ram"]["normal-bytes"]
+
+
+def wait_free_again(vm, before, dev=None):
+    """Within FREED_S of the migration's end the guest's free memory is
+    back (within 32 MiB) to `before`; with vballoon nothing stays
+    parked."""
+    def back():
+        if dev is not None and \
+                vm.vballoon_status(dev)["hint_held_pages"] != 0:
+            return False
+        return free_bytes(vm) >= before - 32 * MiB
+    vm.wait_until(back, FREED_S, 0.5, "hinted memory free again",
+                  lambda: "free %s, before migrating %s%s" % (
+                      mib(free_bytes(vm)), mib(before),
+                      "" if dev is None else ", status %r" %
+                      vm.vballoon_status(dev)))
+
+
+def control(vm):
+    """ram.normal-bytes with vballoon's free_page_hinting=0 (measured
+    once per boot)."""
+    key = (vm.kernel.release, "off")
+    if key not in _sent:
+        dev = vm.load("vballoon", "free_page_hinting=0")
+        assert feature_bit(vm, dev) == 0
+        st = vm.vballoon_status(dev)
+        assert st["hinting"] == "off", st
+        fill_and_free(vm)
+        _sent[key] = migrate_normal_bytes(vm)
+        assert vm.vballoon_status(dev)["hint_cmd_ids"] == 0
+        vm.unload("vballoon")
+    return _sent[key]
+
+
+@pytest.mark.skip_debug("test_hinting.py::test_unbind_mid_hint")
+def test_control_without_hinting(vm):
+    off = control(vm)
+    print("\nhinting off (vballoon free_page_hinting=0): %s sent as "
+          "normal pages" % mib(off))
+    assert off >= HOG_MIB * MiB, \
+        "only %s sent without hints: memhog's memory was not sent?" % mib(off)
+
+
+@pytest.mark.parity
+@pytest.mark.skip_debug("test_hinting.py::test_unbind_mid_hint")
+def test_hinting_saves_migration(vm, driver):
+    off = control(vm)
+    dev = vm.load(driver)
+    assert feature_bit(vm, dev) == 1
+    if driver == "vballoon":
+        st0 = vm.vballoon_status(dev)
+        assert st0["hinting"] == "idle", st0
+    before = fill_and_free(vm)
+    on = _sent[vm.kernel.release, driver] = migrate_normal_bytes(vm)
+    print("\n%s: %s sent as normal pages with hinting, %s without "
+          "(saved %s)" % (driver, mib(on), mib(off), mib(off - on)))
+    # the guest runs on
+    assert vm.check("echo alive").strip() == "alive"
+    wait_free_again(vm, before, dev if driver == "vballoon" else None)
+    if driver == "vballoon":
+        st = vm.vballoon_status(dev)
+        print("vballoon: %d runs, %d ids, %s hinted, %d alloc stops, "
+              "%d host stalls, %d freed, %d shrunk" % (
+                  st["hint_runs"], st["hint_cmd_ids"],
+                  mib(st["hinted_bytes"]), st["hint_alloc_stops"],
+                  st["hint_host_stalls"], st["hint_freed_blocks"],
+                  st["hint_shrunk_blocks"]))
+        assert st["hint_runs"] >= 1 and st["hinted_bytes"] > 0, st
+        assert st["hint_host_stalls"] == 0, st
+        assert st["hint_freed_blocks"] + st["hint_shrunk_blocks"] == \
+            st["hinted_blocks"], st
+        assert st["hint_cmd_id"] == 1, st       # DONE
+        assert st["hinting"] == "idle", st
+    assert off - on >= SAVED, \
+        "%s: %s sent with hinting, %s without: saved %s, want %s" % (
+            driver, mib(on), mib(off), mib(off - on), mib(SAVED))
+
+
+def test_unbind_mid_hint(vm):
+    dev = vm.load("vballoon")
+    before = free_bytes(vm)
+    # slow enough that the migration is still running when we unload
+    migration.start(vm, bytes_per_s=2 * MiB)
+    try:
+        vm.wait_until(lambda: vm.vballoon_status(dev)["hint_held_pages"] > 0,
+                      60, 0.5, "vballoon to hold hinted blocks",
+                      lambda: "status %r, migration %r" % (
+                          vm.vballoon_status(dev), migration.status(vm)))
+        held = vm.vballoon_status(dev)["hint_held_pages"]
+        vm.unload("vballoon", timeout=60)
+        assert migration.status(vm)["status"] not in migration.ENDED
+    finally:
+        if migration.status(vm).get("status") not in migration.ENDED:
+            migration.cancel(vm)
+        migration.resume(vm)
+    print("\nunloaded holding %s of hinted blocks" % mib(held * 4096))
+    vm.wait_until(lambda: free_bytes(vm) >= before - 32 * MiB, 30, 0.5,
+                  "the hinted blocks free again after unload",
+                  lambda: "free %s, before %s" % (mib(free_bytes(vm)),
+                                                  mib(before)))
