@@ -6,8 +6,12 @@ The module's guest has 1 GiB, an iothread and QEMU's
 `free-page-hint=on,iothread=iot0`.  QEMU hints only during a precopy
 migration; the guest is migrated to `exec:cat > /dev/null` (the stream is
 thrown away, the source guest is paused at the end and resumed), with
-the bandwidth limited to 64 MiB/s so that hints arrive before the pages
-they cover are sent.  Before each migration memhog touches 512 MiB and
+the bandwidth limited to 32 MiB/s so that hints arrive before the pages
+they cover are sent.  At 64 MiB/s (the reference note's figure) the
+savings swung between 38 and 374 MiB on this 2-core machine under load
+(6 or more): hints reach QEMU at only ~50 MiB/s there (a 1 GiB 6.1
+guest hinted 244 MiB in the first 5 s while 293 MiB were sent), so the
+scan outran them.  Before each migration memhog touches 512 MiB and
 exits: that memory is free but not zero, so without hints QEMU sends it.
 
 1. Control: vballoon with free_page_hinting=0 does not accept bit 3 and
@@ -43,7 +47,7 @@ pytestmark = pytest.mark.vm_config(
 
 HOG_MIB = 512
 SAVED = 256 * MiB           # issue 12: at least this much less sent
-BANDWIDTH = 64 * MiB        # bytes/s
+BANDWIDTH = 32 * MiB        # bytes/s; see the module docstring
 FREED_S = 15                # issue 12: hinted memory free again within
 F_HINT = 3
 # virtio_balloon is measured, not held to SAVED: it must save this much
