@@ -23,9 +23,12 @@ exits: that memory is free but not zero, so without hints QEMU sends it.
    migration, and within 15 s (QEMU's DONE) its
    free memory is back to what it was before (vballoon: nothing parked,
    `hinting idle`, counters moved, no round ended on a silent host).
-3. Mid-hint removal (cheap; also on the debug kernel): a migration at
-   2 MiB/s keeps the guest hinting; vballoon is unloaded while it holds
-   hinted blocks; every block is freed (MemFree back) and the migration
+3. Shrinker and mid-hint removal (cheap; also on the debug kernel): a
+   migration at 2 MiB/s keeps the guest hinting; once the round ended
+   (no free block left) memhog touches 256 MiB: the shrinker gives
+   hinted blocks back (hint_shrunk_blocks), memhog succeeds without an
+   OOM kill; then vballoon is unloaded while it still holds hinted
+   blocks: every block is freed (free memory back) and the migration
    is cancelled.  On the debug kernel KASAN, lockdep and kmemleak watch.
 
 Reference (virtio_balloon, the note in shared/reference): 95-134 MiB
@@ -50,6 +53,7 @@ SAVED = 256 * MiB           # issue 12: at least this much less sent
 BANDWIDTH = 32 * MiB        # bytes/s; see the module docstring
 FREED_S = 15                # issue 12: hinted memory free again within
 F_HINT = 3
+SHRINK_MIB = 256            # what the guest needs while hints hold its memory
 # virtio_balloon is measured, not held to SAVED: it must save this much
 # (hints reach QEMU), and vballoon may send at most PARITY_SLACK more
 PARITY_FLOOR = 64 * MiB
@@ -165,23 +169,52 @@ def test_hinting_saves_migration(vm, driver):
         assert st["hinting"] == "idle", st
 
 
+def slow_migration_holding(vm, dev):
+    """Start a migration slow enough (2 MiB/s) to last the test and wait
+    until vballoon holds hinted blocks."""
+    migration.start(vm, bytes_per_s=2 * MiB)
+    vm.wait_until(lambda: vm.vballoon_status(dev)["hint_held_pages"] > 0,
+                  60, 0.5, "vballoon to hold hinted blocks",
+                  lambda: "status %r, migration %r" % (
+                      vm.vballoon_status(dev), migration.status(vm)))
+
+
+def end_migration(vm):
+    if migration.status(vm).get("status") not in migration.ENDED:
+        migration.cancel(vm)
+    migration.resume(vm)
+
+
+def test_shrinker_gives_back(vm):
+    dev = vm.load("vballoon")
+    try:
+        slow_migration_holding(vm, dev)
+        # the round ends when no free block is left; the guest then
+        # needs memory: the shrinker gives hinted blocks back, no OOM
+        vm.wait_until(lambda: vm.vballoon_status(dev)["hinting"] ==
+                      "holding", 60, 0.5, "the round of hints to end",
+                      lambda: "status %r" % vm.vballoon_status(dev))
+        held = vm.vballoon_status(dev)["hint_held_pages"]
+        vm.check("memhog %d >/dev/null" % SHRINK_MIB, timeout=300)
+        st = vm.vballoon_status(dev)
+    finally:
+        end_migration(vm)
+    print("\nheld %s; memhog %d MiB made the shrinker give back %d blocks"
+          % (mib(held * 4096), SHRINK_MIB, st["hint_shrunk_blocks"]))
+    assert st["hint_shrunk_blocks"] > 0, st
+    assert "oom-kill" not in vm.check("dmesg")
+
+
 def test_unbind_mid_hint(vm):
     dev = vm.load("vballoon")
     before = free_bytes(vm)
-    # slow enough that the migration is still running when we unload
-    migration.start(vm, bytes_per_s=2 * MiB)
     try:
-        vm.wait_until(lambda: vm.vballoon_status(dev)["hint_held_pages"] > 0,
-                      60, 0.5, "vballoon to hold hinted blocks",
-                      lambda: "status %r, migration %r" % (
-                          vm.vballoon_status(dev), migration.status(vm)))
+        slow_migration_holding(vm, dev)
         held = vm.vballoon_status(dev)["hint_held_pages"]
         vm.unload("vballoon", timeout=60)
         assert migration.status(vm)["status"] not in migration.ENDED
     finally:
-        if migration.status(vm).get("status") not in migration.ENDED:
-            migration.cancel(vm)
-        migration.resume(vm)
+        end_migration(vm)
     print("\nunloaded holding %s of hinted blocks" % mib(held * 4096))
     vm.wait_until(lambda: free_bytes(vm) >= before - 32 * MiB, 30, 0.5,
                   "the hinted blocks free again after unload",

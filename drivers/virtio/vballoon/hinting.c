@@ -431,12 +431,15 @@ unsigned long vb_hint_held_pages(struct vballoon *vb)
 	       VB_HINT_ORDER;
 }
 
+/*
+ * Blocks still on @ring count too: the host may have returned them since
+ * the last reap, which only the scan does once a round is over.  The
+ * scan then gives back only what it finds returned.
+ */
 static unsigned long vb_hint_shrink_count(struct shrinker *s,
 					  struct shrink_control *sc)
 {
-	struct vballoon *vb = vb_shrinker_private(s);
-
-	return READ_ONCE(vb->hint.nr_held) << VB_HINT_ORDER;
+	return vb_hint_held_pages(vb_shrinker_private(s));
 }
 
 static unsigned long vb_hint_shrink_scan(struct shrinker *s,
