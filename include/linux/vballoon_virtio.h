@@ -49,6 +49,13 @@ struct vballoon_config {
 	__le32 poison_val;		/* PAGE_POISON only: freed pages' content */
 };
 
+/*
+ * Special values of free_page_hint_cmd_id (5.5.6.4); any other value
+ * starts a round of hints with that id.
+ */
+#define VBALLOON_CMD_ID_STOP		0	/* no hints wanted now */
+#define VBALLOON_CMD_ID_DONE		1	/* hints over: reuse the pages */
+
 /* Statistics tags (5.5.6.3); 10..15 were added by Linux 6.12. */
 enum vballoon_stat_tag {
 	VBALLOON_S_SWAP_IN		= 0,	/* bytes swapped in */

@@ -580,7 +580,9 @@ static void vbt_counter_keys(struct kunit *test)
 		"descriptors", "oom_calls", "oom_slow_calls",
 		"host_timeouts", "abandoned_requests", "untold_pages",
 		"reported_pages", "reported_bytes", "reports",
-		"report_failures",
+		"report_failures", "hint_cmd_ids", "hint_runs",
+		"hinted_blocks", "hinted_bytes", "hint_alloc_stops",
+		"hint_host_stalls", "hint_shrunk_blocks", "hint_freed_blocks",
 	};
 	unsigned int i;
 
@@ -693,6 +695,67 @@ static void vbt_report_state_names(struct kunit *test)
 	}
 }
 
+/* ---- free page hinting: command ids ---- */
+
+struct vbt_hint {
+	const char *name;
+	u32 cur_id, new_id;
+	enum vb_hint_action act;
+};
+
+#define VBT_ID_A	0x80000000U	/* QEMU's first id */
+#define VBT_ID_B	0x80000001U
+
+static const struct vbt_hint vbt_hints[] = {
+	/* From rest: ids start runs, STOP is nothing new, DONE frees. */
+	{ "rest_new_id", VBALLOON_CMD_ID_STOP, VBT_ID_A, VB_HINT_ACT_RUN },
+	{ "rest_stop", VBALLOON_CMD_ID_STOP, VBALLOON_CMD_ID_STOP,
+	  VB_HINT_ACT_NONE },
+	{ "rest_done", VBALLOON_CMD_ID_STOP, VBALLOON_CMD_ID_DONE,
+	  VB_HINT_ACT_FREE },
+	/* During a run: the same id goes on, anything else ends it. */
+	{ "run_same_id", VBT_ID_A, VBT_ID_A, VB_HINT_ACT_NONE },
+	{ "run_next_id", VBT_ID_A, VBT_ID_B, VB_HINT_ACT_RUN },
+	{ "run_older_id", VBT_ID_B, VBT_ID_A, VB_HINT_ACT_RUN },
+	{ "run_stop", VBT_ID_A, VBALLOON_CMD_ID_STOP, VB_HINT_ACT_STOP },
+	{ "run_done", VBT_ID_A, VBALLOON_CMD_ID_DONE, VB_HINT_ACT_FREE },
+	/* After DONE: a repeated DONE frees nothing twice; a new id runs. */
+	{ "done_done", VBALLOON_CMD_ID_DONE, VBALLOON_CMD_ID_DONE,
+	  VB_HINT_ACT_NONE },
+	{ "done_stop", VBALLOON_CMD_ID_DONE, VBALLOON_CMD_ID_STOP,
+	  VB_HINT_ACT_STOP },
+	{ "done_new_id", VBALLOON_CMD_ID_DONE, VBT_ID_A, VB_HINT_ACT_RUN },
+	/* Any other value from the host is an id, even small or huge ones. */
+	{ "id_two", VBALLOON_CMD_ID_STOP, 2, VB_HINT_ACT_RUN },
+	{ "id_max", VBALLOON_CMD_ID_STOP, U32_MAX, VB_HINT_ACT_RUN },
+	{ "id_wraps", U32_MAX, 2, VB_HINT_ACT_RUN },
+};
+
+KUNIT_ARRAY_PARAM_DESC(vbt_hint, vbt_hints, name);
+
+static void vbt_hint_next(struct kunit *test)
+{
+	const struct vbt_hint *c = test->param_value;
+
+	KUNIT_EXPECT_EQ(test, vb_hint_next(c->cur_id, c->new_id), c->act);
+}
+
+static void vbt_hint_state_names(struct kunit *test)
+{
+	/* What debugfs shows and scripts compare against. */
+	static const char * const want[] = {
+		"off", "not_offered", "stopped", "failed", "idle", "hinting",
+		"holding",
+	};
+	unsigned int i;
+
+	static_assert(ARRAY_SIZE(want) == VB_HINT_NR);
+	for (i = 0; i < VB_HINT_NR; i++) {
+		KUNIT_ASSERT_NOT_NULL(test, vb_hint_state_names[i]);
+		KUNIT_EXPECT_STREQ(test, vb_hint_state_names[i], want[i]);
+	}
+}
+
 /* ---- parameters and back-off ---- */
 
 static void vbt_param_in_range(struct kunit *test)
@@ -774,6 +837,8 @@ static struct kunit_case vballoon_cases[] = {
 	KUNIT_CASE_PARAM(vbt_free_page_policy, vbt_fp_gen_params),
 	KUNIT_CASE_PARAM(vbt_reporting_order, vbt_order_gen_params),
 	KUNIT_CASE(vbt_report_state_names),
+	KUNIT_CASE_PARAM(vbt_hint_next, vbt_hint_gen_params),
+	KUNIT_CASE(vbt_hint_state_names),
 	KUNIT_CASE(vbt_param_in_range),
 	KUNIT_CASE(vbt_param_edges),
 	KUNIT_CASE(vbt_param_out_of_range),

@@ -93,9 +93,11 @@ class VMSlot:
             # retried on the Debian kernels only (see boot_attempts)
             attempts = boot_attempts(self.kernel)
             for attempt in range(1, attempts + 1):
-                vm = make_vm(self.kernel, mem_mib=GUEST_MEM_MIB,
+                # a module's vm_config may set its own mem_mib
+                kwargs = dict({"mem_mib": GUEST_MEM_MIB}, **self.config)
+                vm = make_vm(self.kernel,
                              name="%s-%s" % (self.label, self.kernel.series),
-                             **self.config)
+                             **kwargs)
                 try:
                     vm.start()
                     break

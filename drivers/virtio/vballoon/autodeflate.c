@@ -255,6 +255,16 @@ static int vb_oom_notify(struct notifier_block *nb, unsigned long unused,
 	return NOTIFY_OK;
 }
 
+/*
+ * Available memory as the pressure shrinker sees it: blocks parked by
+ * free page hinting count as available, since its own shrinker gives
+ * them back first; a migration must not deflate the balloon.
+ */
+static long vb_available(struct vballoon *vb)
+{
+	return si_mem_available() + vb_hint_held_pages(vb);
+}
+
 static unsigned long vb_shrink_count(struct shrinker *s,
 				     struct shrink_control *sc)
 {
@@ -263,7 +273,7 @@ static unsigned long vb_shrink_count(struct shrinker *s,
 	/* Reclaim caused by our own inflation: do not undo it. */
 	if (READ_ONCE(vb->inflater) == current)
 		return 0;
-	return vb_pressure_quota(si_mem_available(), vb->pressure_floor,
+	return vb_pressure_quota(vb_available(vb), vb->pressure_floor,
 				 vb_balloon_pages(vb));
 }
 
@@ -278,7 +288,7 @@ static unsigned long vb_shrink_scan(struct shrinker *s,
 	    !mutex_trylock(&vb->deflate_lock))
 		return SHRINK_STOP;
 	want = min(sc->nr_to_scan,
-		   vb_pressure_quota(si_mem_available(), vb->pressure_floor,
+		   vb_pressure_quota(vb_available(vb), vb->pressure_floor,
 				     vb_balloon_pages(vb)));
 	n = want ? vb_release(vb, want) : 0;
 	mutex_unlock(&vb->deflate_lock);

@@ -226,7 +226,10 @@ void vb_target_changed(struct vballoon *vb)
 
 void vb_config_work_fn(struct work_struct *work)
 {
-	vb_target_changed(container_of(work, struct vballoon, config_work));
+	struct vballoon *vb = container_of(work, struct vballoon, config_work);
+
+	vb_target_changed(vb);
+	vb_hint_config_changed(vb);
 }
 
 /* The balloon reached its target, or cannot move: drop the wakeup. */

@@ -120,6 +120,15 @@ enum vb_counter {
 	VB_CNT_REPORTED_BYTES,		/* the same, in bytes */
 	VB_CNT_REPORTS,			/* reports put on the reporting queue */
 	VB_CNT_REPORT_FAILURES,		/* reports not sent or not acknowledged */
+	/* Free page hinting (hinting.c). */
+	VB_CNT_HINT_CMD_IDS,		/* new command ids read from the host */
+	VB_CNT_HINT_RUNS,		/* rounds of hints started */
+	VB_CNT_HINTED_BLOCKS,		/* blocks put on the free-page queue */
+	VB_CNT_HINTED_BYTES,		/* the same, in bytes */
+	VB_CNT_HINT_ALLOC_STOPS,	/* rounds ended by a failed allocation */
+	VB_CNT_HINT_HOST_STALLS,	/* rounds ended on a full, silent ring */
+	VB_CNT_HINT_SHRUNK_BLOCKS,	/* hinted blocks the shrinker gave back */
+	VB_CNT_HINT_FREED_BLOCKS,	/* hinted blocks freed on DONE or stop */
 	VB_CNT_NR
 };
 
@@ -138,6 +147,69 @@ enum vb_report_state {
 	VB_REPORT_BUSY,		/* another driver reports free pages */
 	VB_REPORT_FAILED,	/* registration failed otherwise */
 	VB_REPORT_NR
+};
+
+/*
+ * Whether free page hinting runs on a device; the debugfs key of each is
+ * in vb_hint_state_names[] (hinting.c).  The first two hold for the
+ * whole binding.
+ */
+enum vb_hint_state {
+	VB_HINT_OFF,		/* free_page_hinting=0 */
+	VB_HINT_NOT_OFFERED,	/* the device has no FREE_PAGE_HINT feature */
+	VB_HINT_STOPPED,	/* negotiated; the device is not running */
+	VB_HINT_FAILED,		/* its shrinker could not be registered */
+	VB_HINT_IDLE,		/* waiting for a command id, nothing parked */
+	VB_HINT_RUNNING,	/* a round of hints is going */
+	VB_HINT_HOLDING,	/* blocks parked, waiting for DONE */
+	VB_HINT_NR
+};
+
+/* What a command id from the host asks for (vb_hint_next()). */
+enum vb_hint_action {
+	VB_HINT_ACT_NONE,	/* nothing new: a run goes on */
+	VB_HINT_ACT_RUN,	/* a new id: start a round of hints */
+	VB_HINT_ACT_STOP,	/* STOP: end the round, keep the blocks */
+	VB_HINT_ACT_FREE,	/* DONE: give every hinted block back */
+};
+
+/*
+ * Free page hinting on one device (hinting.c).
+ *
+ * @lock is a leaf spinlock that protects @open, @host_id, @start_queued,
+ * @stop_queued, the lists @ring and @held with their counts, and every
+ * operation on @vq; the counts are also read without it (READ_ONCE) by
+ * the shrinker's count and debugfs.  @vq is set by vb_start() and
+ * cleared by vb_stop() after the work is cancelled and the shrinker
+ * unregistered.  @cur_id belongs to the hint work, which never runs
+ * twice at once; @shown_id is its copy for debugfs (WRITE_ONCE).
+ * @cmd_start and @cmd_stop are written only while not on the ring
+ * (@start_queued, @stop_queued clear).  @negotiated is set at probe,
+ * then read-only; @shrinker and @shrinker_registered belong to probe,
+ * removal, freeze and restore, which the driver core serialises.
+ * @state: written by the work and those, read by debugfs (READ_ONCE).
+ */
+struct vb_hinting {
+	struct virtqueue *vq;
+	spinlock_t lock;		/* see above */
+	wait_queue_head_t wq;		/* buffers returned, new id, closing */
+	struct work_struct work;	/* queued under @lock, while @open */
+	bool negotiated;		/* FREE_PAGE_HINT accepted */
+	bool open;			/* runs may start and send; under @lock */
+	u32 host_id;			/* last id read; under @lock */
+	u32 cur_id;			/* last id acted on; the work's */
+	u32 shown_id;			/* @cur_id, for debugfs */
+	bool start_queued;		/* @cmd_start on the ring; under @lock */
+	bool stop_queued;		/* @cmd_stop on the ring; under @lock */
+	__le32 cmd_start;		/* outbuf: the id of a round */
+	__le32 cmd_stop;		/* outbuf: STOP */
+	struct list_head ring;		/* blocks the host holds; under @lock */
+	struct list_head held;		/* blocks it returned; under @lock */
+	unsigned long nr_ring;		/* blocks on @ring; under @lock */
+	unsigned long nr_held;		/* blocks on @held; under @lock */
+	struct vb_shrinker shrinker;
+	bool shrinker_registered;
+	enum vb_hint_state state;
 };
 
 /*
@@ -364,6 +436,8 @@ struct vballoon {
 
 	/* Free page reporting; struct vb_reporting says what protects what. */
 	struct vb_reporting rep;
+	/* Free page hinting; struct vb_hinting says what protects what. */
+	struct vb_hinting hint;
 
 	/*
 	 * Set and read by probe, removal, freeze and restore only, which
@@ -395,6 +469,7 @@ extern bool vb_param_huge_blocks;
 extern bool vb_param_extended_stats;
 extern bool vb_param_free_page_reporting;
 extern unsigned int vb_param_reporting_order;
+extern bool vb_param_free_page_hinting;
 
 /*
  * Pure helpers: static unless KUnit is on, then exported to the KUnit
@@ -433,6 +508,8 @@ void vb_free_page_policy(bool init_on_free, bool poisoning, bool dev_poison,
 int vb_pick_reporting_order(unsigned int param, unsigned int pageblock,
 			    unsigned int block, unsigned int max);
 extern const char * const vb_report_state_names[VB_REPORT_NR];
+enum vb_hint_action vb_hint_next(u32 cur_id, u32 new_id);
+extern const char * const vb_hint_state_names[VB_HINT_NR];
 #endif
 
 /* host.c: requests to the host */
@@ -480,6 +557,16 @@ void vb_reporting_start(struct vballoon *vb);
 void vb_reporting_close(struct vballoon *vb);
 void vb_reporting_stop(struct vballoon *vb);
 const char *vb_report_state_name(enum vb_report_state state);
+
+/* hinting.c */
+void vb_hint_setup(struct vballoon *vb);
+void vb_hint_callback(struct virtqueue *vq);
+void vb_hint_start(struct vballoon *vb);
+void vb_hint_config_changed(struct vballoon *vb);
+void vb_hint_close(struct vballoon *vb);
+void vb_hint_stop(struct vballoon *vb);
+unsigned long vb_hint_held_pages(struct vballoon *vb);
+const char *vb_hint_state_name(enum vb_hint_state state);
 
 /* autodeflate.c */
 void vb_autodeflate_setup(struct vballoon *vb);

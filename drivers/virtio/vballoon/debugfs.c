@@ -42,6 +42,14 @@ VISIBLE_IF_KUNIT const char * const vb_counter_keys[VB_CNT_NR] = {
 	[VB_CNT_REPORTED_BYTES] = "reported_bytes",
 	[VB_CNT_REPORTS] = "reports",
 	[VB_CNT_REPORT_FAILURES] = "report_failures",
+	[VB_CNT_HINT_CMD_IDS] = "hint_cmd_ids",
+	[VB_CNT_HINT_RUNS] = "hint_runs",
+	[VB_CNT_HINTED_BLOCKS] = "hinted_blocks",
+	[VB_CNT_HINTED_BYTES] = "hinted_bytes",
+	[VB_CNT_HINT_ALLOC_STOPS] = "hint_alloc_stops",
+	[VB_CNT_HINT_HOST_STALLS] = "hint_host_stalls",
+	[VB_CNT_HINT_SHRUNK_BLOCKS] = "hint_shrunk_blocks",
+	[VB_CNT_HINT_FREED_BLOCKS] = "hint_freed_blocks",
 };
 EXPORT_SYMBOL_IF_KUNIT(vb_counter_keys);
 
@@ -71,6 +79,10 @@ static int vb_status_show(struct seq_file *m, void *unused)
 		   vb->rep.order ? vb->rep.order : pageblock_order);
 	seq_printf(m, "page_poison %d\n", vb->page_poison);
 	seq_printf(m, "poison_val 0x%08x\n", vb->poison_val);
+	seq_printf(m, "hinting %s\n",
+		   vb_hint_state_name(READ_ONCE(vb->hint.state)));
+	seq_printf(m, "hint_cmd_id %u\n", READ_ONCE(vb->hint.shown_id));
+	seq_printf(m, "hint_held_pages %lu\n", vb_hint_held_pages(vb));
 	seq_printf(m, "unacked_pages %lu\n", READ_ONCE(vb->deflate_req.nr_pages));
 	seq_printf(m, "limbo_pages %lu\n", READ_ONCE(vb->nr_limbo));
 	seq_printf(m, "oom_max_us %lld\n", atomic64_read(&vb->oom_max_us));

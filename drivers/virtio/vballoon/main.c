@@ -46,6 +46,11 @@ module_param_named(reporting_order, vb_param_reporting_order, uint, 0644);
 MODULE_PARM_DESC(reporting_order,
 		 "Smallest free block reported, as a buddy order (0: the kernel's choice, the pageblock order, 2 MiB on x86; 1 to the largest order). Smaller orders split the host's huge pages");
 
+bool vb_param_free_page_hinting = true;
+module_param_named(free_page_hinting, vb_param_free_page_hinting, bool, 0644);
+MODULE_PARM_DESC(free_page_hinting,
+		 "Tell the host which memory is free during a live migration when the device offers it (VIRTIO_BALLOON_F_FREE_PAGE_HINT), so that it is not sent (default on)");
+
 /* @val if within [@lo, @hi], else @dflt. */
 VISIBLE_IF_KUNIT unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
 					     unsigned int hi, unsigned int dflt)
@@ -98,8 +103,7 @@ static void vb_read_features(struct vballoon *vb)
 
 /*
  * Ask the transport for every queue of 5.5.2, in that order; those of
- * features not negotiated have no name and are left out (free page
- * hinting is never accepted yet).
+ * features not negotiated have no name and are left out.
  */
 static int vb_init_vqs(struct vballoon *vb)
 {
@@ -113,6 +117,9 @@ static int vb_init_vqs(struct vballoon *vb)
 	if (vb->has_stats)
 		spec[VBALLOON_VQ_STATS] = (struct vb_vq_spec){
 			"stats", vb_stats_callback };
+	if (vb->hint.negotiated)
+		spec[VBALLOON_VQ_FREE_PAGE] = (struct vb_vq_spec){
+			"free_page", vb_hint_callback };
 	if (vb->rep.negotiated)
 		spec[VBALLOON_VQ_REPORTING] = (struct vb_vq_spec){
 			"reporting", vb_reporting_callback };
@@ -124,6 +131,7 @@ static int vb_init_vqs(struct vballoon *vb)
 	vb->inflate_q.vq = vqs[VBALLOON_VQ_INFLATE];
 	vb->deflate_q.vq = vqs[VBALLOON_VQ_DEFLATE];
 	vb->stats_vq = vqs[VBALLOON_VQ_STATS];
+	vb->hint.vq = vqs[VBALLOON_VQ_FREE_PAGE];
 	vb->rep.vq = vqs[VBALLOON_VQ_REPORTING];
 	return 0;
 }
@@ -134,6 +142,7 @@ static void vb_del_vqs(struct vballoon *vb)
 	vb->inflate_q.vq = NULL;
 	vb->deflate_q.vq = NULL;
 	vb->stats_vq = NULL;
+	vb->hint.vq = NULL;
 	vb->rep.vq = NULL;
 }
 
@@ -174,12 +183,15 @@ static int vb_start(struct vballoon *vb)
 	if (vb->page_poison)
 		virtio_cwrite_le(vdev, struct vballoon_config, poison_val,
 				 &vb->poison_val);
+	vb_hint_start(vb);
 	virtio_device_ready(vdev);
 	vb_reporting_start(vb);
 
 	if (vb->has_stats)
 		queue_work(system_freezable_wq, &vb->stats_work);
 	vb_target_changed(vb);
+	/* A command id set before this start is acted on now. */
+	vb_hint_config_changed(vb);
 	return 0;
 
 err_del_vqs:
@@ -215,6 +227,8 @@ static void vb_stop(struct vballoon *vb)
 	/* Senders waiting for the host look at the clock from now on. */
 	vb_wake_waiters(vb);
 	vb_reporting_close(vb);
+	/* Before the configuration work: that one may queue the hint work. */
+	vb_hint_close(vb);
 
 	vb_autodeflate_stop(vb);
 	cancel_work_sync(&vb->config_work);
@@ -225,6 +239,8 @@ static void vb_stop(struct vballoon *vb)
 	virtio_reset_device(vb->vdev);
 	/* Reported pages are free again only now; unregistered before del_vqs. */
 	vb_reporting_stop(vb);
+	/* Hinted blocks too: the host holds none of their buffers now. */
+	vb_hint_stop(vb);
 	vb_free_after_reset(vb);
 	vb_report_actual(vb);
 	vb_del_vqs(vb);
@@ -266,6 +282,7 @@ static int vb_probe(struct virtio_device *vdev)
 	vb_read_params(vb);
 	vb_read_features(vb);
 	vb_reporting_setup(vb);
+	vb_hint_setup(vb);
 	vb_autodeflate_setup(vb);
 	err = vb_balloon_init(vb);
 	if (err)
@@ -283,12 +300,13 @@ static int vb_probe(struct virtio_device *vdev)
 	/* Userspace may let the balloon keep an autosleeping guest awake. */
 	device_set_wakeup_capable(&vdev->dev, true);
 	dev_info(&vdev->dev,
-		 "vballoon ready: must-tell-host %s, stats %s (%u tags), deflate-on-oom %s, autodeflate %s, %u pages per request, free page reporting %s, page poison %s\n",
+		 "vballoon ready: must-tell-host %s, stats %s (%u tags), deflate-on-oom %s, autodeflate %s, %u pages per request, free page reporting %s, page poison %s, free page hinting %s\n",
 		 str_on_off(vb->must_tell_host), str_on_off(vb->has_stats),
 		 vb->stats_tags, str_on_off(vb->deflate_on_oom),
 		 vb_autodeflate_name(vb->autodeflate), vb->batch_pages,
 		 vb_report_state_name(vb->rep.state),
-		 str_on_off(vb->page_poison));
+		 str_on_off(vb->page_poison),
+		 vb_hint_state_name(vb->hint.state));
 	return 0;
 
 err_free_stats:
@@ -330,8 +348,8 @@ static int vb_restore(struct virtio_device *vdev)
 
 static int vb_validate(struct virtio_device *vdev)
 {
-	/* Free page hinting is not implemented: do not accept it. */
-	__virtio_clear_bit(vdev, VBALLOON_F_FREE_PAGE_HINT);
+	if (!READ_ONCE(vb_param_free_page_hinting))
+		__virtio_clear_bit(vdev, VBALLOON_F_FREE_PAGE_HINT);
 	/* Page poison and reporting by the guest's use of freed pages. */
 	vb_free_page_features(vdev);
 	/*
@@ -358,6 +376,7 @@ static unsigned int vb_features[] = {
 	VBALLOON_F_MUST_TELL_HOST,
 	VBALLOON_F_STATS_VQ,
 	VBALLOON_F_DEFLATE_ON_OOM,
+	VBALLOON_F_FREE_PAGE_HINT,
 	VBALLOON_F_PAGE_POISON,
 	VBALLOON_F_REPORTING,
 };

@@ -130,7 +130,7 @@ class Machine:
                  balloon_props=None, append="", name=None, log_dir=None,
                  with_vballoon=True, qemu="qemu-system-x86_64",
                  tcg_thread=None, extra_helpers=(), disk_mib=0, trace=False,
-                 transport="pci", balloon=True):
+                 transport="pci", balloon=True, objects=()):
         if transport not in TRANSPORTS:
             raise HarnessError("transport %r is not one of %s" % (
                 transport, ", ".join(TRANSPORTS)))
@@ -145,6 +145,9 @@ class Machine:
         self.smp = smp
         self.deflate_on_oom = deflate_on_oom
         self.balloon_props = dict(balloon_props or {})
+        # `-object` specs the balloon's properties may name, e.g.
+        # "iothread,id=iot0" for free-page-hint=on,iothread=iot0
+        self.objects = tuple(objects)
         self.append = append
         self.with_vballoon = with_vballoon
         self.extra_helpers = tuple(extra_helpers)
@@ -230,7 +233,8 @@ class Machine:
             "-kernel", str(self.kernel.vmlinuz),
             "-initrd", str(self.initramfs),
             "-append", append,
-        ] + (["-device", dev] if self.balloon else []) + [
+        ] + [a for o in self.objects for a in ("-object", o)] + (
+            ["-device", dev] if self.balloon else []) + [
             "-chardev", "file,id=con,path=%s" % self.console_path,
             "-serial", "chardev:con",
             "-chardev", "socket,id=agent,path=%s" % (self.sockdir / "agent"),

@@ -1,0 +1,222 @@
+# SPDX-License-Identifier: GPL-2.0-only
+"""Free page hinting (feature bit 3), judged by what QEMU sends when it
+migrates the guest: `query-migrate` ram.normal-bytes.
+
+The module's guest has 1 GiB, an iothread and QEMU's
+`free-page-hint=on,iothread=iot0`.  QEMU hints only during a precopy
+migration; the guest is migrated to `exec:cat > /dev/null` (the stream is
+thrown away, the source guest is paused at the end and resumed), with
+the bandwidth limited to 32 MiB/s so that hints arrive before the pages
+they cover are sent.  At 64 MiB/s (the reference note's figure) the
+savings swung between 38 and 374 MiB on this 2-core machine under load
+(6 or more): hints reach QEMU at only ~50 MiB/s there (a 1 GiB 6.1
+guest hinted 244 MiB in the first 5 s while 293 MiB were sent), so the
+scan outran them.  Before each migration memhog touches 512 MiB and
+exits: that memory is free but not zero, so without hints QEMU sends it.
+
+1. Control: vballoon with free_page_hinting=0 does not accept bit 3 and
+   says `hinting off`; the figure it gives is the reference.
+2. Hinting (parity): with vballoon QEMU sends at least 256 MiB less RAM
+   as normal pages than in the control.  virtio_balloon is measured
+   beside it (it must save at least 64 MiB, and vballoon may send at
+   most 64 MiB more than it).  With either, the guest runs on after the
+   migration, and within 15 s (QEMU's DONE) its
+   free memory is back to what it was before (vballoon: nothing parked,
+   `hinting idle`, counters moved, no round ended on a silent host).
+3. Shrinker and mid-hint removal (cheap; also on the debug kernel): a
+   migration at 2 MiB/s keeps the guest hinting; once the round ended
+   (no free block left) memhog touches 256 MiB: the shrinker gives
+   hinted blocks back (hint_shrunk_blocks), memhog succeeds without an
+   OOM kill; then vballoon is unloaded while it still holds hinted
+   blocks: every block is freed (free memory back) and the migration
+   is cancelled.  On the debug kernel KASAN, lockdep and kmemleak watch.
+
+Reference (virtio_balloon, the note in shared/reference): 95-134 MiB
+sent with hinting against 596-603 MiB without.
+
+The destination here is not a second QEMU: the issue's full version
+(guest running on a destination with a kept buffer intact) is not done.
+"""
+
+import pytest
+
+from harness import migration
+from harness.units import MiB, mib
+
+pytestmark = pytest.mark.vm_config(
+    "hinting", mem_mib=1024, deflate_on_oom=False,
+    objects=("iothread,id=iot0",),
+    balloon_props={"free-page-hint": "on", "iothread": "iot0"})
+
+HOG_MIB = 512
+SAVED = 256 * MiB           # issue 12: at least this much less sent
+BANDWIDTH = 32 * MiB        # bytes/s; see the module docstring
+FREED_S = 15                # issue 12: hinted memory free again within
+F_HINT = 3
+SHRINK_MIB = 256            # what the guest needs while hints hold its memory
+# virtio_balloon is measured, not held to SAVED: it must save this much
+# (hints reach QEMU), and vballoon may send at most PARITY_SLACK more
+PARITY_FLOOR = 64 * MiB
+PARITY_SLACK = 64 * MiB
+_sent = {}                  # (kernel, "off" / driver) -> ram.normal-bytes
+
+
+def feature_bit(vm, dev, bit=F_HINT):
+    s = vm.check("cat /sys/bus/virtio/devices/%s/features" % dev).strip()
+    return int(s[bit])
+
+
+def free_bytes(vm):
+    return vm.meminfo()["FreeTotal"] * 1024
+
+
+def fill_and_free(vm):
+    """memhog touches HOG_MIB MiB (a pattern, not zeros) and exits;
+    returns the guest's free memory afterwards."""
+    vm.check("memhog %d >/dev/null" % HOG_MIB, timeout=300)
+    return free_bytes(vm)
+
+
+def migrate_normal_bytes(vm):
+    st = migration.migrate(vm, bytes_per_s=BANDWIDTH, timeout=120)
+    return st["ram"]["normal-bytes"]
+
+
+def wait_free_again(vm, before, dev=None):
+    """Within FREED_S of the migration's end the guest's free memory is
+    back (within 32 MiB) to `before`; with vballoon nothing stays
+    parked."""
+    def back():
+        if dev is not None and \
+                vm.vballoon_status(dev)["hint_held_pages"] != 0:
+            return False
+        return free_bytes(vm) >= before - 32 * MiB
+    vm.wait_until(back, FREED_S, 0.5, "hinted memory free again",
+                  lambda: "free %s, before migrating %s%s" % (
+                      mib(free_bytes(vm)), mib(before),
+                      "" if dev is None else ", status %r" %
+                      vm.vballoon_status(dev)))
+
+
+def control(vm):
+    """ram.normal-bytes with vballoon's free_page_hinting=0 (measured
+    once per boot)."""
+    key = (vm.kernel.release, "off")
+    if key not in _sent:
+        dev = vm.load("vballoon", "free_page_hinting=0")
+        assert feature_bit(vm, dev) == 0
+        st = vm.vballoon_status(dev)
+        assert st["hinting"] == "off", st
+        fill_and_free(vm)
+        _sent[key] = migrate_normal_bytes(vm)
+        assert vm.vballoon_status(dev)["hint_cmd_ids"] == 0
+        vm.unload("vballoon")
+    return _sent[key]
+
+
+@pytest.mark.skip_debug("test_hinting.py::test_unbind_mid_hint")
+def test_control_without_hinting(vm):
+    off = control(vm)
+    print("\nhinting off (vballoon free_page_hinting=0): %s sent as "
+          "normal pages" % mib(off))
+    assert off >= HOG_MIB * MiB, \
+        "only %s sent without hints: memhog's memory was not sent?" % mib(off)
+
+
+@pytest.mark.parity
+@pytest.mark.skip_debug("test_hinting.py::test_unbind_mid_hint")
+def test_hinting_saves_migration(vm, driver):
+    off = control(vm)
+    dev = vm.load(driver)
+    assert feature_bit(vm, dev) == 1
+    if driver == "vballoon":
+        st0 = vm.vballoon_status(dev)
+        assert st0["hinting"] == "idle", st0
+    before = fill_and_free(vm)
+    on = _sent[vm.kernel.release, driver] = migrate_normal_bytes(vm)
+    print("\n%s: %s sent as normal pages with hinting, %s without "
+          "(saved %s)" % (driver, mib(on), mib(off), mib(off - on)))
+    if driver == "vballoon":
+        assert off - on >= SAVED, \
+            "%s: %s sent with hinting, %s without: saved %s, want %s" % (
+                driver, mib(on), mib(off), mib(off - on), mib(SAVED))
+    else:
+        # measured beside vballoon, not held to the goal: in this harness
+        # virtio_balloon saved 196-... MiB (see the admin guide's table)
+        assert off - on >= PARITY_FLOOR, \
+            "%s saved only %s: do hints reach QEMU at all?" % (
+                driver, mib(off - on))
+        ours = _sent.get((vm.kernel.release, "vballoon"))
+        if ours is not None:
+            assert ours <= on + PARITY_SLACK, \
+                "vballoon sent %s, %s %s" % (mib(ours), driver, mib(on))
+    # the guest runs on
+    assert vm.check("echo alive").strip() == "alive"
+    wait_free_again(vm, before, dev if driver == "vballoon" else None)
+    if driver == "vballoon":
+        st = vm.vballoon_status(dev)
+        print("vballoon: %d runs, %d ids, %s hinted, %d alloc stops, "
+              "%d host stalls, %d freed, %d shrunk" % (
+                  st["hint_runs"], st["hint_cmd_ids"],
+                  mib(st["hinted_bytes"]), st["hint_alloc_stops"],
+                  st["hint_host_stalls"], st["hint_freed_blocks"],
+                  st["hint_shrunk_blocks"]))
+        assert st["hint_runs"] >= 1 and st["hinted_bytes"] > 0, st
+        assert st["hint_host_stalls"] == 0, st
+        assert st["hint_freed_blocks"] + st["hint_shrunk_blocks"] == \
+            st["hinted_blocks"], st
+        assert st["hint_cmd_id"] == 1, st       # DONE
+        assert st["hinting"] == "idle", st
+
+
+def slow_migration_holding(vm, dev):
+    """Start a migration slow enough (2 MiB/s) to last the test and wait
+    until vballoon holds hinted blocks."""
+    migration.start(vm, bytes_per_s=2 * MiB)
+    vm.wait_until(lambda: vm.vballoon_status(dev)["hint_held_pages"] > 0,
+                  60, 0.5, "vballoon to hold hinted blocks",
+                  lambda: "status %r, migration %r" % (
+                      vm.vballoon_status(dev), migration.status(vm)))
+
+
+def end_migration(vm):
+    if migration.status(vm).get("status") not in migration.ENDED:
+        migration.cancel(vm)
+    migration.resume(vm)
+
+
+def test_shrinker_gives_back(vm):
+    dev = vm.load("vballoon")
+    try:
+        slow_migration_holding(vm, dev)
+        # the round ends when no free block is left; the guest then
+        # needs memory: the shrinker gives hinted blocks back, no OOM
+        vm.wait_until(lambda: vm.vballoon_status(dev)["hinting"] ==
+                      "holding", 60, 0.5, "the round of hints to end",
+                      lambda: "status %r" % vm.vballoon_status(dev))
+        held = vm.vballoon_status(dev)["hint_held_pages"]
+        vm.check("memhog %d >/dev/null" % SHRINK_MIB, timeout=300)
+        st = vm.vballoon_status(dev)
+    finally:
+        end_migration(vm)
+    print("\nheld %s; memhog %d MiB made the shrinker give back %d blocks"
+          % (mib(held * 4096), SHRINK_MIB, st["hint_shrunk_blocks"]))
+    assert st["hint_shrunk_blocks"] > 0, st
+    assert "oom-kill" not in vm.check("dmesg")
+
+
+def test_unbind_mid_hint(vm):
+    dev = vm.load("vballoon")
+    before = free_bytes(vm)
+    try:
+        slow_migration_holding(vm, dev)
+        held = vm.vballoon_status(dev)["hint_held_pages"]
+        vm.unload("vballoon", timeout=60)
+        assert migration.status(vm)["status"] not in migration.ENDED
+    finally:
+        end_migration(vm)
+    print("\nunloaded holding %s of hinted blocks" % mib(held * 4096))
+    vm.wait_until(lambda: free_bytes(vm) >= before - 32 * MiB, 30, 0.5,
+                  "the hinted blocks free again after unload",
+                  lambda: "free %s, before %s" % (mib(free_bytes(vm)),
+                                                  mib(before)))
