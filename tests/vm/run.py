@@ -43,23 +43,26 @@ from harness import summary  # noqa: E402
 # the 2-core reference machine (seconds: Debian kernel, debug kernel),
 # used only to start the longest jobs first so that the lanes end together.
 MODULES = {
-    "oom_on": (288, 560),
-    "oom_off": (96, 303),
-    "batch": (90, 173),
-    "autodeflate": (250, 304),
-    "host": (201, 217),
-    "legacy": (95, 1),
-    "lifecycle": (114, 428),
-    "mmio": (85, 1),
+    # (measured in the warm `make check` of 2026-11-28, 3 lanes; the debug
+    # kernel's modules ran 1.5-1.9x longer than the day before, for no
+    # reason found: see the issue 11 note)
+    "oom_on": (310, 710),
+    "oom_off": (158, 1),        # not on the debug kernel
+    "batch": (148, 1),          # not on the debug kernel
+    "autodeflate": (272, 243),
+    "host": (245, 1),           # not on the debug kernel
+    "legacy": (131, 1),
+    "lifecycle": (169, 587),
+    "mmio": (92, 1),
     # vballoon only (virtio_balloon with VBALLOON_VBHOST_PARITY=1: ~545 s)
-    "vbhost": (230, 700),
+    "vbhost": (196, 781),
     # vballoon and virtio_balloon; the poison matrix boots three 1 GiB
     # guests of its own (skipped on the debug kernel)
-    "reporting": (150, 200),
+    "reporting": (258, 560),
     # vballoon and virtio_balloon: three migrations of a 1 GiB guest at
     # 32 MiB/s, then two slow ones cancelled (shrinker, unload mid-hint);
-    # the debug kernel runs only those two (not measured there yet)
-    "hinting": (145, 120),
+    # the debug kernel runs only the unload
+    "hinting": (123, 400),
 }
 JOB_TIMEOUT = 60 * 60
 

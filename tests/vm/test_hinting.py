@@ -185,6 +185,12 @@ def end_migration(vm):
     migration.resume(vm)
 
 
+# On the debug kernel the shrinker gives every hinted block back while
+# the round still runs (hinting takes free memory down to the watermarks,
+# kswapd wakes and the eager shrinker answers it: 554 of 554 blocks in
+# the one run), so the round never reaches "holding" there.  That path
+# runs there in test_unbind_mid_hint.
+@pytest.mark.skip_debug("the Debian kernels")
 def test_shrinker_gives_back(vm):
     dev = vm.load("vballoon")
     try:

@@ -231,6 +231,8 @@ def test_freed_memory_returns_to_host(vm, driver):
                 _times["vballoon"], secs)
 
 
+# parameter handling: nothing for the sanitizers (100 s of debug time)
+@pytest.mark.skip_debug("the Debian kernels")
 def test_reporting_off_by_parameter(vm):
     dev = vm.load("vballoon", "free_page_reporting=0")
     st = vm.vballoon_status(dev)
