@@ -179,10 +179,11 @@ enum vb_hint_action {
  * @lock is a leaf spinlock that protects @open, @host_id, @start_queued,
  * @stop_queued, the lists @ring and @held with their counts, and every
  * operation on @vq; the counts are also read without it (READ_ONCE) by
- * the shrinker's count and debugfs.  @vq is set by vb_start() and
+ * the shrinker's count and debugfs, so they are written with
+ * WRITE_ONCE.  @vq is set by vb_start() and
  * cleared by vb_stop() after the work is cancelled and the shrinker
  * unregistered.  @cur_id belongs to the hint work, which never runs
- * twice at once; @shown_id is its copy for debugfs (WRITE_ONCE).
+ * twice at once; it writes it with WRITE_ONCE for debugfs.
  * @cmd_start and @cmd_stop are written only while not on the ring
  * (@start_queued, @stop_queued clear).  @negotiated is set at probe,
  * then read-only; @shrinker and @shrinker_registered belong to probe,
@@ -198,7 +199,6 @@ struct vb_hinting {
 	bool open;			/* runs may start and send; under @lock */
 	u32 host_id;			/* last id read; under @lock */
 	u32 cur_id;			/* last id acted on; the work's */
-	u32 shown_id;			/* @cur_id, for debugfs */
 	bool start_queued;		/* @cmd_start on the ring; under @lock */
 	bool stop_queued;		/* @cmd_stop on the ring; under @lock */
 	__le32 cmd_start;		/* outbuf: the id of a round */

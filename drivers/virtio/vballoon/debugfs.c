@@ -81,7 +81,7 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "poison_val 0x%08x\n", vb->poison_val);
 	seq_printf(m, "hinting %s\n",
 		   vb_hint_state_name(READ_ONCE(vb->hint.state)));
-	seq_printf(m, "hint_cmd_id %u\n", READ_ONCE(vb->hint.shown_id));
+	seq_printf(m, "hint_cmd_id %u\n", READ_ONCE(vb->hint.cur_id));
 	seq_printf(m, "hint_held_pages %lu\n", vb_hint_held_pages(vb));
 	seq_printf(m, "unacked_pages %lu\n", READ_ONCE(vb->deflate_req.nr_pages));
 	seq_printf(m, "limbo_pages %lu\n", READ_ONCE(vb->nr_limbo));

@@ -145,8 +145,8 @@ static void vb_hint_reap(struct vb_hinting *h)
 			struct page *page = token;
 
 			list_move_tail(&page->lru, &h->held);
-			h->nr_ring--;
-			h->nr_held++;
+			WRITE_ONCE(h->nr_ring, h->nr_ring - 1);
+			WRITE_ONCE(h->nr_held, h->nr_held + 1);
 		}
 	}
 }
@@ -242,7 +242,7 @@ static int vb_hint_send_block(struct vballoon *vb, struct page *page)
 		err = virtqueue_add_inbuf(h->vq, &sg, 1, page, GFP_ATOMIC);
 		if (!err) {
 			list_add_tail(&page->lru, &h->ring);
-			h->nr_ring++;
+			WRITE_ONCE(h->nr_ring, h->nr_ring + 1);
 			kick = virtqueue_kick_prepare(h->vq);
 		}
 	}
@@ -342,7 +342,7 @@ static unsigned long vb_hint_take_held(struct vb_hinting *h,
 		list_move(&page->lru, out);
 		n++;
 	}
-	h->nr_held -= n;
+	WRITE_ONCE(h->nr_held, h->nr_held - n);
 	return n;
 }
 
@@ -379,8 +379,7 @@ static void vb_hint_work_fn(struct work_struct *work)
 
 	if (act == VB_HINT_ACT_NONE)
 		return;
-	h->cur_id = id;
-	WRITE_ONCE(h->shown_id, id);
+	WRITE_ONCE(h->cur_id, id);
 	switch (act) {
 	case VB_HINT_ACT_RUN:
 		vb_hint_run(vb, id);
@@ -525,8 +524,7 @@ void vb_hint_start(struct vballoon *vb)
 	}
 	h->shrinker_registered = true;
 
-	h->cur_id = VBALLOON_CMD_ID_STOP;
-	WRITE_ONCE(h->shown_id, VBALLOON_CMD_ID_STOP);
+	WRITE_ONCE(h->cur_id, VBALLOON_CMD_ID_STOP);
 	spin_lock_irqsave(&h->lock, flags);
 	h->host_id = VBALLOON_CMD_ID_STOP;
 	h->start_queued = false;
@@ -580,8 +578,8 @@ void vb_hint_stop(struct vballoon *vb)
 		;
 	list_splice_init(&h->ring, &pages);
 	list_splice_init(&h->held, &pages);
-	h->nr_ring = 0;
-	h->nr_held = 0;
+	WRITE_ONCE(h->nr_ring, 0);
+	WRITE_ONCE(h->nr_held, 0);
 	h->start_queued = false;
 	h->stop_queued = false;
 	spin_unlock_irqrestore(&h->lock, flags);
