@@ -16,7 +16,9 @@ summed over every job (skips are listed, not counted); the exit status
 is non-zero if any job failed or printed no pytest summary.
 
 Every test runs against our vballoon.ko; those marked `parity` also
-against the kernel's own virtio_balloon.ko.  vballoon.ko is expected in
+against the kernel's own virtio_balloon.ko: on 6.12 in every module, on
+6.1 in the modules of PARITY_EVERYWHERE only (VBALLOON_DRIVERS set
+explicitly overrides both).  vballoon.ko is expected in
 build/<release>/ (see `make modules`).  "debug" is the 6.12
 KASAN/lockdep/kmemleak kernel `make intree` builds, with vballoon built in
 (bound/unbound instead of insmod/rmmod); there only vballoon is exercised
@@ -65,6 +67,14 @@ MODULES = {
     "hinting": (123, 400),
 }
 JOB_TIMEOUT = 60 * 60
+# virtio_balloon (the `parity` tests) runs beside vballoon on 6.12 in
+# every module; on 6.1 only in these, whose measurements the issues ask
+# for on both kernels (host THP, free page reporting and hinting).
+# Elsewhere a parity run on 6.1 repeats what 6.12's shows (the upstream
+# driver as the control that the test can fail) at the cost of suite
+# time; VBALLOON_DRIVERS=vballoon,virtio_balloon brings it back.
+PARITY_KERNELS = ("6.12",)
+PARITY_EVERYWHERE = ("host", "reporting", "hinting")
 
 
 def default_jobs():
@@ -98,7 +108,8 @@ class Job:
         self.env = dict(os.environ)
         if kernel:
             self.env["VBALLOON_KERNELS"] = kernel
-        if kernel == "debug":
+        if kernel == "debug" or (kernel not in PARITY_KERNELS and
+                                 module not in PARITY_EVERYWHERE):
             self.env.setdefault("VBALLOON_DRIVERS", "vballoon")
         self.proc = None
         self.log = None

@@ -433,6 +433,15 @@ def test_run_job_reads_its_output():
     assert job.env["VBALLOON_KERNELS"] == "6.1" and "-x" in job.cmd
     assert run.Job("debug", "batch", [], "py").env["VBALLOON_DRIVERS"] == \
         os.environ.get("VBALLOON_DRIVERS", "vballoon")
+    # virtio_balloon beside vballoon: 6.12 everywhere, 6.1 where the
+    # issues measure both kernels
+    drivers = os.environ.get("VBALLOON_DRIVERS")
+    assert run.Job("6.1", "oom_on", [], "py").env.get(
+        "VBALLOON_DRIVERS") == (drivers or "vballoon")
+    assert run.Job("6.1", "reporting", [], "py").env.get(
+        "VBALLOON_DRIVERS") == drivers
+    assert run.Job("6.12", "oom_on", [], "py").env.get(
+        "VBALLOON_DRIVERS") == drivers
     job.cmd = [sys.executable, "-c", "print('x'); print('==== 1 failed, "
                "4 passed, 2 skipped in 3.00s ===='); raise SystemExit(1)"]
     job.launch()
