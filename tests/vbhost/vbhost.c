@@ -907,15 +907,19 @@ enum vbh_verdict { VBH_ANSWER, VBH_DROP, VBH_KEEP, VBH_HOLD, VBH_STOP };
 
 /*
  * A buffer on the free-page queue: command ids (readable) and hinted
- * blocks (writable).  remove-hint fires on a block once the round had
- * one answered, so that the driver holds blocks both returned and on
- * the ring.  With hint-silent the device keeps the buffer (VBH_HOLD):
- * hint_heads[], its blocks in hint_held[].  q->lock held.
+ * blocks (writable).  With hint-silent the device keeps the buffer
+ * (VBH_HOLD): hint_heads[], its blocks in hint_held[].  remove-hint,
+ * once the round had a block answered, keeps the buffers that follow,
+ * and removes the device when the driver put the block that leaves two
+ * entries of the ring free (it then waits for room) or its STOP after
+ * giving up: the driver holds a block returned and a ring full of
+ * them.  q->lock held.
  */
 static enum vbh_verdict vbh_hint_request(struct vbh_queue *q, u16 head)
 {
 	struct vbh *vbh = q->vbh;
 	unsigned int i, first = vbh->hint_nheld;
+	unsigned int num = virtqueue_get_vring(q->vq)->num;
 	bool block = false, silent;
 	unsigned long flags;
 
@@ -924,8 +928,9 @@ static enum vbh_verdict vbh_hint_request(struct vbh_queue *q, u16 head)
 	for (i = 0; i < q->nr; i++)
 		block |= q->chain[i].write;
 	spin_lock_irqsave(&vbh->lock, flags);
-	if (vbh->fault == VBH_F_REMOVE_HINT && block &&
-	    vbh->hint_round_blocks) {
+	if (vbh->fault == VBH_F_REMOVE_HINT && vbh->hint_round_blocks &&
+	    ((block && vbh->hint_nheads + 3 >= num) ||
+	     (!block && vbh->hint_nheads))) {
 		vbh->fault = VBH_F_NONE;
 		vbh->broken = true;
 		spin_unlock_irqrestore(&vbh->lock, flags);
@@ -933,7 +938,8 @@ static enum vbh_verdict vbh_hint_request(struct vbh_queue *q, u16 head)
 		queue_work(vbh->slot->wq, &vbh->slot->remove_work);
 		return VBH_STOP;
 	}
-	silent = vbh->fault == VBH_F_HINT_SILENT &&
+	silent = (vbh->fault == VBH_F_HINT_SILENT ||
+		  (vbh->fault == VBH_F_REMOVE_HINT && vbh->hint_round_blocks)) &&
 		 vbh->hint_nheads < ARRAY_SIZE(vbh->hint_heads);
 	vbh->hint_bufs++;
 	spin_unlock_irqrestore(&vbh->lock, flags);
@@ -1073,7 +1079,8 @@ static void vbh_queue_work(struct work_struct *work)
 		if (q->index == VBH_VQ_REPORT && fault == VBH_F_REPORT_SILENT)
 			break;
 		/* the buffers hint-silent kept go back once it is lifted */
-		if (q->index == VBH_VQ_HINT && fault != VBH_F_HINT_SILENT)
+		if (q->index == VBH_VQ_HINT && fault != VBH_F_HINT_SILENT &&
+		    fault != VBH_F_REMOVE_HINT)
 			irq |= vbh_hint_return(q);
 		/* flood: the buffer held when the fault was set goes back too */
 		if (flood && q->stats_held)
