@@ -218,6 +218,8 @@ struct vbh {
 	/* ids shown in the config space (>= 2), the last VBH_HINT_IDS */
 	u32 hint_shown[VBH_HINT_IDS];
 	unsigned int hint_nshown;
+	/* after hint_budget blocks of the current id, show hint_next */
+	u32 hint_budget, hint_next;
 	/*
 	 * Under q[VBH_VQ_HINT].lock: the id of the driver's last command
 	 * id buffer (0: none since the reset, or STOP), blocks answered
@@ -822,17 +824,24 @@ static void vbh_hint_block(struct vbh_queue *q, u64 addr, u32 len)
 {
 	struct vbh *vbh = q->vbh;
 	unsigned long start, end, pfn, held, flags;
+	u32 budget = READ_ONCE(vbh->hint_budget);
 	struct page *page;
 	unsigned int i;
+	bool stale;
 
 	spin_lock_irqsave(&vbh->lock, flags);
 	vbh->hint_blocks++;
 	vbh->hint_bytes += len;
-	if (vbh->hint_round_id &&
-	    vbh->hint_round_id != le32_to_cpu(vbh->config.free_page_hint_cmd_id))
+	stale = vbh->hint_round_id !=
+		le32_to_cpu(vbh->config.free_page_hint_cmd_id);
+	if (vbh->hint_round_id && stale)
 		vbh->hint_stale_blocks++;
 	spin_unlock_irqrestore(&vbh->lock, flags);
 	vbh->hint_round_blocks++;
+	/* the host ends the round, as QEMU before its next bitmap pass */
+	if (budget && !stale && vbh->hint_round_blocks == budget)
+		vbh_set_cmd_id(vbh, xchg(&vbh->hint_next,
+					 VIRTIO_BALLOON_CMD_ID_STOP));
 
 	if (!vbh->hint_round_id)
 		vbh_violation(vbh, "hint: block %#llx+%#x outside a round (no id, or STOP)",
@@ -1866,6 +1875,65 @@ out:
 DEFINE_DEBUGFS_ATTRIBUTE(vbh_cmd_id_fops, vbh_cmd_id_get, vbh_cmd_id_set,
 			 "%llu\n");
 
+/*
+ * hint_budget and hint_next: after hint_budget blocks (0: no limit) of
+ * a round of the current id, the device shows hint_next (then STOP
+ * again) as if the test had written it to cmd_id.
+ */
+static int vbh_budget_get(void *data, u64 *val)
+{
+	struct vbh *vbh = vbh_get_dev(data);
+
+	if (!vbh)
+		return -ENODEV;
+	*val = READ_ONCE(vbh->hint_budget);
+	vbh_put_dev(vbh);
+	return 0;
+}
+
+static int vbh_budget_set(void *data, u64 val)
+{
+	struct vbh *vbh;
+
+	if (val > U32_MAX)
+		return -ERANGE;
+	vbh = vbh_get_dev(data);
+	if (!vbh)
+		return -ENODEV;
+	WRITE_ONCE(vbh->hint_budget, val);
+	vbh_put_dev(vbh);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(vbh_budget_fops, vbh_budget_get, vbh_budget_set,
+			 "%llu\n");
+
+static int vbh_next_get(void *data, u64 *val)
+{
+	struct vbh *vbh = vbh_get_dev(data);
+
+	if (!vbh)
+		return -ENODEV;
+	*val = READ_ONCE(vbh->hint_next);
+	vbh_put_dev(vbh);
+	return 0;
+}
+
+static int vbh_next_set(void *data, u64 val)
+{
+	struct vbh *vbh;
+
+	if (val > U32_MAX)
+		return -ERANGE;
+	vbh = vbh_get_dev(data);
+	if (!vbh)
+		return -ENODEV;
+	WRITE_ONCE(vbh->hint_next, val);
+	vbh_put_dev(vbh);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(vbh_next_fops, vbh_next_get, vbh_next_set,
+			 "%llu\n");
+
 /* remove (asynchronous: the driver's remove may wait on the "host") */
 static int vbh_remove_set(void *data, u64 val)
 {
@@ -1950,6 +2018,10 @@ static int vbh_slot_init(struct vbh_slot *slot, unsigned int n)
 				   &vbh_period_fops);
 	debugfs_create_file_unsafe("cmd_id", 0644, slot->dir, slot,
 				   &vbh_cmd_id_fops);
+	debugfs_create_file_unsafe("hint_budget", 0644, slot->dir, slot,
+				   &vbh_budget_fops);
+	debugfs_create_file_unsafe("hint_next", 0644, slot->dir, slot,
+				   &vbh_next_fops);
 	debugfs_create_file_unsafe("remove", 0200, slot->dir, slot,
 				   &vbh_remove_fops);
 	debugfs_create_file_unsafe("add", 0200, slot->dir, slot,
