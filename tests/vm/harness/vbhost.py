@@ -13,6 +13,8 @@ wraps its debugfs files, /sys/kernel/debug/vbhost/<n>/:
     target           balloon target in 4 KiB frames (config change sent)
     cmd_id           free page hint command id (hinting=1): a new round
                      (>= 2), STOP (0) or DONE (1); config change sent
+    hint_budget      after that many blocks of the current id's round the
+    hint_next        device shows hint_next as cmd_id (then STOP again)
     fault            none, silent, delay=MS, flap=MS, storm=MS,
                      break-inflate, break-deflate, badid, badlen,
                      stats-flood, remove-inflate, report-silent,
@@ -126,6 +128,13 @@ class VBHost:
         """Show free page hint command id `cmd_id` (hinting=1): >= 2 opens
         a round, CMD_ID_STOP ends it, CMD_ID_DONE frees the hints."""
         self._write("cmd_id", int(cmd_id))
+
+    def set_hint_budget(self, blocks, next_id=CMD_ID_STOP):
+        """After `blocks` blocks of a round of the current id (0: no
+        limit) the device shows `next_id` itself, then STOP after as
+        many of that one's."""
+        self._write("hint_next", int(next_id))
+        self._write("hint_budget", int(blocks))
 
     def set_stats_period(self, ms):
         self._write("stats_period_ms", int(ms))
