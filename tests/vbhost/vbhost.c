@@ -16,7 +16,9 @@
  *
  * Profiles (profile=): qemu (default), firecracker, crosvm, legacy;
  * reporting=1 adds free page reporting (a reporting queue whose reports
- * are checked, counted and returned), page_poison=1 PAGE_POISON.  Faults
+ * are checked, counted and returned), hinting=1 free page hinting (a
+ * free-page queue and a command id set through debugfs; hints are
+ * checked, counted and returned), page_poison=1 PAGE_POISON.  Faults
  * and targets through debugfs: /sys/kernel/debug/vbhost/<n>/ (see
  * tests/vbhost/README.md).
  */
@@ -27,6 +29,7 @@
 #include <linux/device.h>
 #include <linux/jiffies.h>
 #include <linux/kernel.h>
+#include <linux/log2.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -46,8 +49,9 @@
 #define VBH_VQ_INFLATE	0
 #define VBH_VQ_DEFLATE	1
 #define VBH_VQ_STATS	2
-#define VBH_VQ_REPORT	3
-#define VBH_NR_VQS	4	/* roles; the ring index is the transport's */
+#define VBH_VQ_HINT	3
+#define VBH_VQ_REPORT	4
+#define VBH_NR_VQS	5	/* roles; the ring index is the transport's */
 
 /* Longest buffer the model reads (1M frames); longer is a violation. */
 #define VBH_MAX_BUF	(4U << 20)
@@ -58,6 +62,8 @@
 #define VBH_STAT_SIZE	10	/* __le16 tag + __le64 val, packed */
 #define VBH_MSG_LEN	160
 #define VBH_MAX_QSIZE	256
+/* Command ids the device remembers having shown (older ones: never). */
+#define VBH_HINT_IDS	8
 
 enum vbh_profile {
 	VBH_QEMU,
@@ -87,6 +93,8 @@ enum vbh_fault {
 	VBH_F_REMOVE_INFLATE,
 	VBH_F_REPORT_SILENT,
 	VBH_F_REMOVE_REPORT,
+	VBH_F_HINT_SILENT,
+	VBH_F_REMOVE_HINT,
 };
 
 static const char * const vbh_fault_names[] = {
@@ -103,6 +111,8 @@ static const char * const vbh_fault_names[] = {
 	[VBH_F_REMOVE_INFLATE] = "remove-inflate",
 	[VBH_F_REPORT_SILENT] = "report-silent",
 	[VBH_F_REMOVE_REPORT] = "remove-report",
+	[VBH_F_HINT_SILENT] = "hint-silent",
+	[VBH_F_REMOVE_HINT] = "remove-hint",
 };
 
 static char *profile = "qemu";
@@ -116,6 +126,14 @@ MODULE_PARM_DESC(deflate_on_oom, "offer VIRTIO_BALLOON_F_DEFLATE_ON_OOM (default
 static bool reporting;
 module_param(reporting, bool, 0444);
 MODULE_PARM_DESC(reporting, "offer VIRTIO_BALLOON_F_REPORTING (default 0)");
+
+static bool hinting;
+module_param(hinting, bool, 0444);
+MODULE_PARM_DESC(hinting, "offer VIRTIO_BALLOON_F_FREE_PAGE_HINT (default 0)");
+
+static unsigned int hint_queue_size;
+module_param(hint_queue_size, uint, 0444);
+MODULE_PARM_DESC(hint_queue_size, "entries of the free-page queue: a power of two 2-256 (default 0: the profile's)");
 
 static bool page_poison;
 module_param(page_poison, bool, 0444);
@@ -145,10 +163,18 @@ struct vbh_queue {
 	/* the chain being processed: one entry per descriptor */
 	unsigned int nr;
 	struct {
-		void *buf;		/* NULL on the reporting queue */
+		void *buf;		/* NULL if device-writable */
 		u64 addr;
 		u32 len;
+		bool write;		/* device-writable */
 	} chain[VBH_MAX_QSIZE];
+};
+
+/* A hinted block whose buffer the device took and has not returned. */
+struct vbh_hint_block {
+	u64 addr;
+	u32 len;
+	bool reported;			/* its violation was counted */
 };
 
 struct vbh {
@@ -185,6 +211,26 @@ struct vbh {
 	u64 stats_requests, stats_received, stats_ignored_tags, resets;
 	u64 config_changes;
 	u64 reports, report_ranges, report_pages, report_bytes;
+	/* free page hinting: counters, under lock */
+	u64 hint_cmd_changes, hint_ids, hint_ids_old, hint_stops;
+	u64 hint_bufs, hint_blocks, hint_bytes, hint_stale_blocks;
+	u64 hint_held_at_reset;
+	/* ids shown in the config space (>= 2), the last VBH_HINT_IDS */
+	u32 hint_shown[VBH_HINT_IDS];
+	unsigned int hint_nshown;
+	/* after hint_budget blocks of the current id, show hint_next */
+	u32 hint_budget, hint_next;
+	/*
+	 * Under q[VBH_VQ_HINT].lock: the id of the driver's last command
+	 * id buffer (0: none since the reset, or STOP), blocks answered
+	 * since, and the buffers taken and not returned (hint-silent) with
+	 * their blocks.
+	 */
+	u32 hint_round_id;
+	u64 hint_round_blocks;
+	unsigned int hint_nheads, hint_nheld;
+	u16 hint_heads[VBH_MAX_QSIZE];
+	struct vbh_hint_block hint_held[VBH_MAX_QSIZE];
 	char first_violation[VBH_MSG_LEN];
 	u64 stat_val[VBH_NR_TAGS];
 	u16 stat_seen;			/* bit per tag received */
@@ -341,6 +387,24 @@ static void vbh_set_num_pages(struct vbh *vbh, u32 pages)
 	vbh_config_irq(vbh);
 }
 
+/*
+ * Show a free page hint command id: a new round (not STOP or DONE, kept
+ * among the ids shown), STOP (0) or DONE (1); a config change.
+ */
+static void vbh_set_cmd_id(struct vbh *vbh, u32 id)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&vbh->lock, flags);
+	vbh->config.free_page_hint_cmd_id = cpu_to_le32(id);
+	if (id > VIRTIO_BALLOON_CMD_ID_DONE)
+		vbh->hint_shown[vbh->hint_nshown++ % VBH_HINT_IDS] = id;
+	vbh->hint_cmd_changes++;
+	WRITE_ONCE(vbh->generation, vbh->generation + 1);
+	spin_unlock_irqrestore(&vbh->lock, flags);
+	vbh_config_irq(vbh);
+}
+
 /* ---- the ring ---------------------------------------------------------- */
 
 /* Push one used element and make it visible; caller holds q->lock. */
@@ -401,9 +465,11 @@ static void *vbh_map(struct vbh *vbh, u64 addr, u32 len)
 /*
  * Walk the chain at `head`: every index in range, no loop, no indirect
  * descriptor, every descriptor device-readable (device-writable on the
- * reporting queue, whose buffers are free pages the model never maps),
- * every buffer in guest RAM; the buffers go to q->chain[].  Returns
- * false (after counting a violation) if the chain is bad.  Caller holds
+ * reporting queue, whose buffers are free pages the model never maps;
+ * either on the free-page queue, readable ones first: a command id is
+ * readable, a hinted block writable and never mapped), every readable
+ * buffer in guest RAM; the buffers go to q->chain[].  Returns false
+ * (after counting a violation) if the chain is bad.  Caller holds
  * q->lock.
  */
 static bool vbh_walk(struct vbh_queue *q, u16 head)
@@ -412,13 +478,16 @@ static bool vbh_walk(struct vbh_queue *q, u16 head)
 	struct virtio_device *vdev = &vbh->vdev;
 	const struct vring *vr = virtqueue_get_vring(q->vq);
 	bool report = q->index == VBH_VQ_REPORT;
-	u32 limit = report ? VBH_MAX_REPORT : VBH_MAX_BUF;
+	bool hint = q->index == VBH_VQ_HINT;
+	u32 limit = report || hint ? VBH_MAX_REPORT : VBH_MAX_BUF;
 	unsigned int i = head, n;
+	bool seen_write = false;
 	u32 bytes = 0;
 
 	q->nr = 0;
 	for (n = 0; ; n++) {
 		struct vring_desc *d;
+		bool write;
 		u16 flags;
 		u64 addr;
 		u32 len;
@@ -443,19 +512,27 @@ static bool vbh_walk(struct vbh_queue *q, u16 head)
 				      q->index, i);
 			return false;
 		}
-		if (!(flags & VRING_DESC_F_WRITE) != !report) {
+		write = flags & VRING_DESC_F_WRITE;
+		if (!hint && write != report) {
 			vbh_violation(vbh, "vq %u: device-%s descriptor %u",
 				      q->index, report ? "readable" : "writable",
 				      i);
 			return false;
 		}
-		if (len > limit || bytes + len > limit) {
-			vbh_violation(vbh, "vq %u: %u bytes in descriptor %u, limit %u",
-				      q->index, len, i, limit);
+		if (hint && !write && seen_write) {
+			vbh_violation(vbh, "vq %u: readable descriptor %u after a writable one",
+				      q->index, i);
 			return false;
 		}
-		buf = report ? NULL : vbh_map(vbh, addr, len);
-		if (!report && !buf) {
+		seen_write |= write;
+		if (len > limit || bytes + len > limit ||
+		    (!write && len > VBH_MAX_BUF)) {
+			vbh_violation(vbh, "vq %u: %u bytes in descriptor %u, limit %u",
+				      q->index, len, i, write ? limit : VBH_MAX_BUF);
+			return false;
+		}
+		buf = write ? NULL : vbh_map(vbh, addr, len);
+		if (!write && !buf) {
 			vbh_violation(vbh, "vq %u: desc %u: %u bytes at %#llx not in RAM",
 				      q->index, i, len, addr);
 			return false;
@@ -463,6 +540,7 @@ static bool vbh_walk(struct vbh_queue *q, u16 head)
 		q->chain[q->nr].buf = buf;
 		q->chain[q->nr].addr = addr;
 		q->chain[q->nr].len = len;
+		q->chain[q->nr].write = write;
 		q->nr++;
 		bytes += len;
 		if (!(flags & VRING_DESC_F_NEXT))
@@ -684,7 +762,225 @@ static void vbh_report_buf(struct vbh_queue *q)
 	spin_unlock_irqrestore(&vbh->lock, flags);
 }
 
-enum vbh_verdict { VBH_ANSWER, VBH_DROP, VBH_KEEP, VBH_STOP };
+/* Was `id` (not STOP or DONE) shown in the config space lately?  lock held. */
+static bool vbh_hint_id_shown(struct vbh *vbh, u32 id)
+{
+	unsigned int i, n = min_t(unsigned int, vbh->hint_nshown, VBH_HINT_IDS);
+
+	for (i = 0; i < n; i++)
+		if (vbh->hint_shown[i] == id)
+			return true;
+	return false;
+}
+
+/*
+ * A command id buffer: STOP (0) ends the driver's round; any other id
+ * must be one the device showed, the current one or an older one the
+ * driver had not caught up with yet; DONE (1) is the host's word, never
+ * the driver's.  Blocks that follow belong to that id.  q->lock held.
+ */
+static void vbh_hint_cmd(struct vbh_queue *q, const void *buf, u32 len)
+{
+	struct vbh *vbh = q->vbh;
+	unsigned long flags;
+	bool shown;
+	u32 id, cur;
+
+	if (len != sizeof(u32)) {
+		vbh_violation(vbh, "hint: command id buffer of %u bytes", len);
+		return;
+	}
+	id = vbh_load32(vbh, buf);
+	spin_lock_irqsave(&vbh->lock, flags);
+	cur = le32_to_cpu(vbh->config.free_page_hint_cmd_id);
+	shown = id > VIRTIO_BALLOON_CMD_ID_DONE && vbh_hint_id_shown(vbh, id);
+	if (id == VIRTIO_BALLOON_CMD_ID_STOP)
+		vbh->hint_stops++;
+	else if (id > VIRTIO_BALLOON_CMD_ID_DONE && id == cur)
+		vbh->hint_ids++;
+	else if (shown)
+		vbh->hint_ids_old++;
+	spin_unlock_irqrestore(&vbh->lock, flags);
+	if (id == VIRTIO_BALLOON_CMD_ID_DONE)
+		vbh_violation(vbh, "hint: DONE (1) sent as a command id");
+	else if (id != VIRTIO_BALLOON_CMD_ID_STOP && id != cur && !shown)
+		vbh_violation(vbh, "hint: command id %u never shown (current %u)",
+			      id, cur);
+	vbh->hint_round_id = id == VIRTIO_BALLOON_CMD_ID_DONE ? 0 : id;
+	vbh->hint_round_blocks = 0;
+}
+
+/*
+ * A hinted block (device-writable; the model never touches it): inside
+ * a round (after a command id, before STOP), a power of two from 4 KiB
+ * to 4 MiB aligned to its size, in guest RAM, outside the balloon,
+ * allocated (the guest keeps it while the host acts on the hint: its
+ * first page has a reference and is on no free list), and not part of a
+ * block whose buffer the device holds.  A block after an id other than
+ * the current one is stale (a host ignores it; counted).  The block
+ * goes to hint_held[]; q->lock held.
+ */
+static void vbh_hint_block(struct vbh_queue *q, u64 addr, u32 len)
+{
+	struct vbh *vbh = q->vbh;
+	unsigned long start, end, pfn, held, flags;
+	u32 budget = READ_ONCE(vbh->hint_budget);
+	struct page *page;
+	unsigned int i;
+	bool stale;
+
+	spin_lock_irqsave(&vbh->lock, flags);
+	vbh->hint_blocks++;
+	vbh->hint_bytes += len;
+	stale = vbh->hint_round_id !=
+		le32_to_cpu(vbh->config.free_page_hint_cmd_id);
+	if (vbh->hint_round_id && stale)
+		vbh->hint_stale_blocks++;
+	spin_unlock_irqrestore(&vbh->lock, flags);
+	vbh->hint_round_blocks++;
+	/* the host ends the round, as QEMU before its next bitmap pass */
+	if (budget && !stale && vbh->hint_round_blocks == budget)
+		vbh_set_cmd_id(vbh, xchg(&vbh->hint_next,
+					 VIRTIO_BALLOON_CMD_ID_STOP));
+
+	if (!vbh->hint_round_id)
+		vbh_violation(vbh, "hint: block %#llx+%#x outside a round (no id, or STOP)",
+			      addr, len);
+	if (len < PAGE_SIZE || len > VBH_MAX_BUF || !is_power_of_2(len) ||
+	    (addr & (len - 1))) {
+		vbh_violation(vbh, "hint: block %#llx+%#x not a power of two aligned",
+			      addr, len);
+		return;
+	}
+	start = PHYS_PFN(addr);
+	end = start + (len >> PAGE_SHIFT);
+	if (end > vbh->end_pfn) {
+		vbh_violation(vbh, "hint: block %#llx+%#x outside guest RAM",
+			      addr, len);
+		return;
+	}
+	for (pfn = start; pfn < end; pfn++)
+		if (!pfn_valid(pfn))
+			break;
+	if (pfn < end) {
+		vbh_violation(vbh, "hint: frame %#lx of block %#llx+%#x not in RAM",
+			      pfn, addr, len);
+		return;
+	}
+	held = find_next_bit(vbh->held, end, start);
+	if (held < end)
+		vbh_violation(vbh, "hint: block %#llx+%#x overlaps held frame %#lx",
+			      addr, len, held);
+	page = pfn_to_page(start);
+	if (!page_ref_count(page) || is_free_buddy_page(page))
+		vbh_violation(vbh, "hint: block %#llx+%#x free in the guest when hinted",
+			      addr, len);
+	for (i = 0; i < vbh->hint_nheld; i++) {
+		const struct vbh_hint_block *b = &vbh->hint_held[i];
+
+		if (addr < b->addr + b->len && b->addr < addr + len) {
+			vbh_violation(vbh, "hint: block %#llx+%#x hinted again, held %#llx+%#x",
+				      addr, len, b->addr, b->len);
+			break;
+		}
+	}
+	/* no more than the ring holds; a bound all the same */
+	if (vbh->hint_nheld < ARRAY_SIZE(vbh->hint_held))
+		vbh->hint_held[vbh->hint_nheld++] = (struct vbh_hint_block){
+			.addr = addr, .len = len };
+}
+
+/*
+ * While the device holds a block's buffer the guest must keep the
+ * block: its first page still referenced, on no free list.  Each block
+ * is reported once.  q[VBH_VQ_HINT].lock held.
+ */
+static void vbh_hint_audit(struct vbh *vbh)
+{
+	unsigned int i;
+
+	for (i = 0; i < vbh->hint_nheld; i++) {
+		struct vbh_hint_block *b = &vbh->hint_held[i];
+		struct page *page = pfn_to_page(PHYS_PFN(b->addr));
+
+		if (b->reported ||
+		    (page_ref_count(page) && !is_free_buddy_page(page)))
+			continue;
+		b->reported = true;
+		vbh_violation(vbh, "hint: block %#llx+%#x freed while the device holds its buffer",
+			      b->addr, b->len);
+	}
+}
+
+enum vbh_verdict { VBH_ANSWER, VBH_DROP, VBH_KEEP, VBH_HOLD, VBH_STOP };
+
+/*
+ * A buffer on the free-page queue: command ids (readable) and hinted
+ * blocks (writable).  With hint-silent the device keeps the buffer
+ * (VBH_HOLD): hint_heads[], its blocks in hint_held[].  remove-hint,
+ * once the round had a block answered, keeps the buffers that follow,
+ * and removes the device when the driver put the block that leaves two
+ * entries of the ring free (it then waits for room) or its STOP after
+ * giving up: the driver holds a block returned and a ring full of
+ * them.  q->lock held.
+ */
+static enum vbh_verdict vbh_hint_request(struct vbh_queue *q, u16 head)
+{
+	struct vbh *vbh = q->vbh;
+	unsigned int i, first = vbh->hint_nheld;
+	unsigned int num = virtqueue_get_vring(q->vq)->num;
+	bool block = false, silent;
+	unsigned long flags;
+
+	if (!vbh_walk(q, head))
+		return VBH_DROP;
+	for (i = 0; i < q->nr; i++)
+		block |= q->chain[i].write;
+	spin_lock_irqsave(&vbh->lock, flags);
+	if (vbh->fault == VBH_F_REMOVE_HINT && vbh->hint_round_blocks &&
+	    ((block && vbh->hint_nheads + 3 >= num) ||
+	     (!block && vbh->hint_nheads))) {
+		vbh->fault = VBH_F_NONE;
+		vbh->broken = true;
+		spin_unlock_irqrestore(&vbh->lock, flags);
+		virtio_break_device(&vbh->vdev);
+		queue_work(vbh->slot->wq, &vbh->slot->remove_work);
+		return VBH_STOP;
+	}
+	silent = (vbh->fault == VBH_F_HINT_SILENT ||
+		  (vbh->fault == VBH_F_REMOVE_HINT && vbh->hint_round_blocks)) &&
+		 vbh->hint_nheads < ARRAY_SIZE(vbh->hint_heads);
+	vbh->hint_bufs++;
+	spin_unlock_irqrestore(&vbh->lock, flags);
+	for (i = 0; i < q->nr; i++) {
+		if (q->chain[i].write)
+			vbh_hint_block(q, q->chain[i].addr, q->chain[i].len);
+		else
+			vbh_hint_cmd(q, q->chain[i].buf, q->chain[i].len);
+	}
+	if (!silent) {
+		/* returned now: the host no longer has these blocks */
+		vbh->hint_nheld = first;
+		return VBH_ANSWER;
+	}
+	vbh->hint_heads[vbh->hint_nheads++] = head;
+	return VBH_HOLD;
+}
+
+/* Give back every hint buffer the device kept; q->lock held. */
+static bool vbh_hint_return(struct vbh_queue *q)
+{
+	struct vbh *vbh = q->vbh;
+	unsigned int i;
+
+	if (!vbh->hint_nheads)
+		return false;
+	for (i = 0; i < vbh->hint_nheads; i++)
+		vbh_push_used(q, vbh->hint_heads[i]);
+	vbh->hint_nheads = 0;
+	vbh->hint_nheld = 0;
+	return true;
+}
 
 static enum vbh_verdict vbh_request(struct vbh_queue *q, u16 head)
 {
@@ -692,6 +988,8 @@ static enum vbh_verdict vbh_request(struct vbh_queue *q, u16 head)
 	unsigned long flags;
 	bool remove = false;
 
+	if (q->index == VBH_VQ_HINT)
+		return vbh_hint_request(q, head);
 	if (q->index != VBH_VQ_STATS) {
 		enum vbh_fault brk = q->index == VBH_VQ_INFLATE ?
 			VBH_F_BREAK_INFLATE : q->index == VBH_VQ_DEFLATE ?
@@ -789,6 +1087,10 @@ static void vbh_queue_work(struct work_struct *work)
 			break;
 		if (q->index == VBH_VQ_REPORT && fault == VBH_F_REPORT_SILENT)
 			break;
+		/* the buffers hint-silent kept go back once it is lifted */
+		if (q->index == VBH_VQ_HINT && fault != VBH_F_HINT_SILENT &&
+		    fault != VBH_F_REMOVE_HINT)
+			irq |= vbh_hint_return(q);
 		/* flood: the buffer held when the fault was set goes back too */
 		if (flood && q->stats_held)
 			irq |= vbh_stats_return(q);
@@ -847,12 +1149,15 @@ static void vbh_queue_work(struct work_struct *work)
 						   msecs_to_jiffies(ms));
 			}
 			break;
+		case VBH_HOLD:
 		case VBH_DROP:
 			q->last_avail++;
 			break;
 		}
 	}
 out:
+	if (q->index == VBH_VQ_HINT)
+		vbh_hint_audit(vbh);
 	mutex_unlock(&q->lock);
 	if (irq)
 		vbh_interrupt(vq);
@@ -956,11 +1261,22 @@ static void vbh_stop_queues(struct vbh *vbh, bool del)
 static void vbh_reset(struct virtio_device *vdev)
 {
 	struct vbh *vbh = to_vbh(vdev);
+	struct vbh_queue *hq = &vbh->q[VBH_VQ_HINT];
+	unsigned int kept;
 	unsigned long flags;
 
 	vbh_stop_queues(vbh, false);
 	cancel_work_sync(&vbh->fault_work);
+	/* and every hint buffer it kept: the guest may free those blocks */
+	mutex_lock(&hq->lock);
+	kept = vbh->hint_nheads;
+	vbh->hint_nheads = 0;
+	vbh->hint_nheld = 0;
+	vbh->hint_round_id = 0;
+	vbh->hint_round_blocks = 0;
+	mutex_unlock(&hq->lock);
 	spin_lock_irqsave(&vbh->lock, flags);
+	vbh->hint_held_at_reset = kept;
 	/* a reset device forgets the balloon: the guest owns every page */
 	vbh->held_at_reset = vbh->held_frames;
 	vbh->held_frames = 0;
@@ -983,12 +1299,14 @@ static int vbh_setup_vq(struct vbh *vbh, unsigned int index,
 			vq_callback_t *cb, const char *name)
 {
 	struct vbh_queue *q = &vbh->q[role];
+	unsigned int num = vbh->queue_size;
 	struct virtqueue *vq;
 
 	vbh->role[index] = role;
-	vq = vring_create_virtqueue(index, vbh->queue_size, SMP_CACHE_BYTES,
-				    &vbh->vdev, true, true, false, vbh_notify,
-				    cb, name);
+	if (role == VBH_VQ_HINT && hint_queue_size)
+		num = hint_queue_size;
+	vq = vring_create_virtqueue(index, num, SMP_CACHE_BYTES, &vbh->vdev,
+				    true, true, false, vbh_notify, cb, name);
 	if (!vq)
 		return -ENOMEM;
 	mutex_lock(&q->lock);
@@ -1016,13 +1334,15 @@ static int vbh_find_vqs_common(struct virtio_device *vdev, unsigned int nvqs,
 
 	/*
 	 * virtio 1.2, 5.5.2: inflateq, deflateq, statsq if STATS_VQ,
-	 * free_page_vq if FREE_PAGE_HINT (never offered), reporting_vq if
-	 * REPORTING; the queues present are numbered without gaps.
+	 * free_page_vq if FREE_PAGE_HINT, reporting_vq if REPORTING; the
+	 * queues present are numbered without gaps.
 	 */
 	roles[nroles++] = VBH_VQ_INFLATE;
 	roles[nroles++] = VBH_VQ_DEFLATE;
 	if (vbh_accepted(vbh, VIRTIO_BALLOON_F_STATS_VQ))
 		roles[nroles++] = VBH_VQ_STATS;
+	if (vbh_accepted(vbh, VIRTIO_BALLOON_F_FREE_PAGE_HINT))
+		roles[nroles++] = VBH_VQ_HINT;
 	if (vbh_accepted(vbh, VIRTIO_BALLOON_F_REPORTING))
 		roles[nroles++] = VBH_VQ_REPORT;
 
@@ -1149,6 +1469,8 @@ static struct vbh *vbh_create(struct vbh_slot *slot)
 		vbh->features_offered |= BIT_ULL(VIRTIO_BALLOON_F_MUST_TELL_HOST);
 	if (reporting)
 		vbh->features_offered |= BIT_ULL(VIRTIO_BALLOON_F_REPORTING);
+	if (hinting)
+		vbh->features_offered |= BIT_ULL(VIRTIO_BALLOON_F_FREE_PAGE_HINT);
 	if (page_poison)
 		vbh->features_offered |= BIT_ULL(VIRTIO_BALLOON_F_PAGE_POISON);
 	vbh->queue_size = vbh->profile == VBH_FIRECRACKER ? 256 : 128;
@@ -1260,7 +1582,10 @@ static int vbh_state_show(struct seq_file *m, void *v)
 	struct vbh_slot *slot = m->private;
 	struct vbh *vbh = vbh_get_dev(slot);
 	unsigned long flags;
-	unsigned int pending, reports_pending;
+	unsigned int pending, reports_pending, hints_pending, hint_kept;
+	u64 hint_round_blocks;
+	struct vbh_queue *hq;
+	u32 hint_round_id;
 	bool registered;
 
 	if (!vbh)
@@ -1271,6 +1596,15 @@ static int vbh_state_show(struct seq_file *m, void *v)
 	pending = vbh_pending(&vbh->q[VBH_VQ_INFLATE]) +
 		  vbh_pending(&vbh->q[VBH_VQ_DEFLATE]);
 	reports_pending = vbh_pending(&vbh->q[VBH_VQ_REPORT]);
+	hints_pending = vbh_pending(&vbh->q[VBH_VQ_HINT]);
+	/* every read looks at the blocks the device holds */
+	hq = &vbh->q[VBH_VQ_HINT];
+	mutex_lock(&hq->lock);
+	vbh_hint_audit(vbh);
+	hint_kept = vbh->hint_nheads;
+	hint_round_id = vbh->hint_round_id;
+	hint_round_blocks = vbh->hint_round_blocks;
+	mutex_unlock(&hq->lock);
 
 	spin_lock_irqsave(&vbh->lock, flags);
 	seq_printf(m, "device %s\n", dev_name(&vbh->vdev.dev));
@@ -1304,6 +1638,21 @@ static int vbh_state_show(struct seq_file *m, void *v)
 	seq_printf(m, "report_pages %llu\n", vbh->report_pages);
 	seq_printf(m, "report_bytes %llu\n", vbh->report_bytes);
 	seq_printf(m, "reports_pending %u\n", reports_pending);
+	seq_printf(m, "hint_cmd_id %u\n",
+		   le32_to_cpu(vbh->config.free_page_hint_cmd_id));
+	seq_printf(m, "hint_cmd_changes %llu\n", vbh->hint_cmd_changes);
+	seq_printf(m, "hint_ids %llu\n", vbh->hint_ids);
+	seq_printf(m, "hint_ids_old %llu\n", vbh->hint_ids_old);
+	seq_printf(m, "hint_stops %llu\n", vbh->hint_stops);
+	seq_printf(m, "hint_bufs %llu\n", vbh->hint_bufs);
+	seq_printf(m, "hint_blocks %llu\n", vbh->hint_blocks);
+	seq_printf(m, "hint_bytes %llu\n", vbh->hint_bytes);
+	seq_printf(m, "hint_stale_blocks %llu\n", vbh->hint_stale_blocks);
+	seq_printf(m, "hint_round_id %u\n", hint_round_id);
+	seq_printf(m, "hint_round_blocks %llu\n", hint_round_blocks);
+	seq_printf(m, "hints_pending %u\n", hints_pending);
+	seq_printf(m, "hint_kept %u\n", hint_kept);
+	seq_printf(m, "hint_held_at_reset %llu\n", vbh->hint_held_at_reset);
 	seq_printf(m, "violations %llu\n", vbh->violations);
 	seq_printf(m, "first_violation %s\n",
 		   vbh->violations ? vbh->first_violation : "-");
@@ -1484,6 +1833,107 @@ static int vbh_period_set(void *data, u64 val)
 DEFINE_DEBUGFS_ATTRIBUTE(vbh_period_fops, vbh_period_get, vbh_period_set,
 			 "%llu\n");
 
+/* free page hint command id: a new round (>= 2), STOP (0), DONE (1) */
+static int vbh_cmd_id_get(void *data, u64 *val)
+{
+	struct vbh *vbh = vbh_get_dev(data);
+
+	if (!vbh)
+		return -ENODEV;
+	spin_lock_irq(&vbh->lock);
+	*val = le32_to_cpu(vbh->config.free_page_hint_cmd_id);
+	spin_unlock_irq(&vbh->lock);
+	vbh_put_dev(vbh);
+	return 0;
+}
+
+static int vbh_cmd_id_set(void *data, u64 val)
+{
+	struct vbh_slot *slot = data;
+	struct vbh *vbh;
+	int err = 0;
+
+	if (val > U32_MAX)
+		return -ERANGE;
+	vbh = vbh_get_dev(slot);
+	if (!vbh)
+		return -ENODEV;
+	if (!(vbh->features_offered & BIT_ULL(VIRTIO_BALLOON_F_FREE_PAGE_HINT))) {
+		err = -EOPNOTSUPP;
+		goto out;
+	}
+	mutex_lock(&slot->lock);
+	if (slot->registered && slot->dev == vbh)
+		vbh_set_cmd_id(vbh, val);
+	else
+		err = -ENODEV;
+	mutex_unlock(&slot->lock);
+out:
+	vbh_put_dev(vbh);
+	return err;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(vbh_cmd_id_fops, vbh_cmd_id_get, vbh_cmd_id_set,
+			 "%llu\n");
+
+/*
+ * hint_budget and hint_next: after hint_budget blocks (0: no limit) of
+ * a round of the current id, the device shows hint_next (then STOP
+ * again) as if the test had written it to cmd_id.
+ */
+static int vbh_budget_get(void *data, u64 *val)
+{
+	struct vbh *vbh = vbh_get_dev(data);
+
+	if (!vbh)
+		return -ENODEV;
+	*val = READ_ONCE(vbh->hint_budget);
+	vbh_put_dev(vbh);
+	return 0;
+}
+
+static int vbh_budget_set(void *data, u64 val)
+{
+	struct vbh *vbh;
+
+	if (val > U32_MAX)
+		return -ERANGE;
+	vbh = vbh_get_dev(data);
+	if (!vbh)
+		return -ENODEV;
+	WRITE_ONCE(vbh->hint_budget, val);
+	vbh_put_dev(vbh);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(vbh_budget_fops, vbh_budget_get, vbh_budget_set,
+			 "%llu\n");
+
+static int vbh_next_get(void *data, u64 *val)
+{
+	struct vbh *vbh = vbh_get_dev(data);
+
+	if (!vbh)
+		return -ENODEV;
+	*val = READ_ONCE(vbh->hint_next);
+	vbh_put_dev(vbh);
+	return 0;
+}
+
+static int vbh_next_set(void *data, u64 val)
+{
+	struct vbh *vbh;
+
+	if (val > U32_MAX)
+		return -ERANGE;
+	vbh = vbh_get_dev(data);
+	if (!vbh)
+		return -ENODEV;
+	WRITE_ONCE(vbh->hint_next, val);
+	vbh_put_dev(vbh);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(vbh_next_fops, vbh_next_get, vbh_next_set,
+			 "%llu\n");
+
 /* remove (asynchronous: the driver's remove may wait on the "host") */
 static int vbh_remove_set(void *data, u64 val)
 {
@@ -1566,6 +2016,12 @@ static int vbh_slot_init(struct vbh_slot *slot, unsigned int n)
 				   &vbh_target_fops);
 	debugfs_create_file_unsafe("stats_period_ms", 0644, slot->dir, slot,
 				   &vbh_period_fops);
+	debugfs_create_file_unsafe("cmd_id", 0644, slot->dir, slot,
+				   &vbh_cmd_id_fops);
+	debugfs_create_file_unsafe("hint_budget", 0644, slot->dir, slot,
+				   &vbh_budget_fops);
+	debugfs_create_file_unsafe("hint_next", 0644, slot->dir, slot,
+				   &vbh_next_fops);
 	debugfs_create_file_unsafe("remove", 0200, slot->dir, slot,
 				   &vbh_remove_fops);
 	debugfs_create_file_unsafe("add", 0200, slot->dir, slot,
@@ -1585,6 +2041,13 @@ static int __init vbh_init(void)
 		return -EINVAL;
 	}
 	vbh_profile_param = p;
+	if (hint_queue_size && (hint_queue_size < 2 ||
+				hint_queue_size > VBH_MAX_QSIZE ||
+				!is_power_of_2(hint_queue_size))) {
+		pr_err("vbhost: hint_queue_size=%u not a power of two 2-%u\n",
+		       hint_queue_size, VBH_MAX_QSIZE);
+		return -EINVAL;
+	}
 	if (!instances || instances > 8) {
 		pr_err("vbhost: instances=%u out of range 1-8\n", instances);
 		return -EINVAL;

@@ -7,13 +7,18 @@ its own transport; QEMU's virtio-balloon-pci is left out of these guests
 wraps its debugfs files, /sys/kernel/debug/vbhost/<n>/:
 
     state            key value lines (profile, held_frames, violations,
-                     reports, report_pages, reports_pending, ...)
+                     reports, report_pages, reports_pending, hint_blocks,
+                     hint_bytes, hints_pending, hint_kept, ...)
     stats            "tag value" lines, stats_requests, stats_received, ...
     target           balloon target in 4 KiB frames (config change sent)
+    cmd_id           free page hint command id (hinting=1): a new round
+                     (>= 2), STOP (0) or DONE (1); config change sent
+    hint_budget      after that many blocks of the current id's round the
+    hint_next        device shows hint_next as cmd_id (then STOP again)
     fault            none, silent, delay=MS, flap=MS, storm=MS,
                      break-inflate, break-deflate, badid, badlen,
                      stats-flood, remove-inflate, report-silent,
-                     remove-report
+                     remove-report, hint-silent, remove-hint
     stats_period_ms  the device gives the stats buffer back every MS
     remove / add     echo 1: hot-unplug the device (asynchronous) / plug
                      a new one (fresh state)
@@ -21,6 +26,7 @@ wraps its debugfs files, /sys/kernel/debug/vbhost/<n>/:
     h = VBHost(vm)
     h.load("firecracker")          # insmod vbhost.ko profile=firecracker
     h.load("qemu", "reporting=1")  # + free page reporting (page_poison=1)
+    h.load("qemu", "hinting=1")    # + free page hinting; h.set_cmd_id(2)
     h.set_target(256 * MiB // PAGE_SIZE)
     h.wait(lambda s: s["held_frames"] == ..., 60, "inflated")
     h.unload()                     # rmmod vbhost (bounded)
@@ -36,8 +42,10 @@ DEBUGFS = "/sys/kernel/debug/vbhost"
 PROFILES = ("qemu", "firecracker", "crosvm", "legacy")
 # features (bit numbers)
 F_MUST_TELL_HOST, F_STATS_VQ, F_DEFLATE_ON_OOM = 0, 1, 2
-F_PAGE_POISON, F_REPORTING = 4, 5
+F_FREE_PAGE_HINT, F_PAGE_POISON, F_REPORTING = 3, 4, 5
 F_VERSION_1 = 32
+# free page hint command ids (virtio 1.2, 5.5.6.4): any other opens a round
+CMD_ID_STOP, CMD_ID_DONE = 0, 1
 
 
 def parse_kv(text):
@@ -115,6 +123,18 @@ class VBHost:
 
     def set_target_bytes(self, nbytes):
         self.set_target(nbytes // PAGE_SIZE)
+
+    def set_cmd_id(self, cmd_id):
+        """Show free page hint command id `cmd_id` (hinting=1): >= 2 opens
+        a round, CMD_ID_STOP ends it, CMD_ID_DONE frees the hints."""
+        self._write("cmd_id", int(cmd_id))
+
+    def set_hint_budget(self, blocks, next_id=CMD_ID_STOP):
+        """After `blocks` blocks of a round of the current id (0: no
+        limit) the device shows `next_id` itself, then STOP after as
+        many of that one's."""
+        self._write("hint_next", int(next_id))
+        self._write("hint_budget", int(blocks))
 
     def set_stats_period(self, ms):
         self._write("stats_period_ms", int(ms))
