@@ -761,6 +761,53 @@ def sc_hint_silent(vm, driver, h, base):
     assert st["hint_held_at_reset"] == kept and st["resets"] >= 1, st
 
 
+# The driver waits this long for the host's buffers after DONE
+# (VB_HINT_WAIT_MS); hint-late's host answers well after it.
+HINT_DONE_WAIT_S = 1
+HINT_LATE_S = 3
+
+
+def sc_hint_late(vm, driver, h, base):
+    """The host keeps every hint buffer (hint-silent) until HINT_LATE_S
+    after DONE, longer than the driver waits for them then: the driver
+    frees the blocks as they come back, with no second DONE, and free
+    memory is back as after any DONE."""
+    free0 = vm.free_bytes()
+    h.set_fault("hint-silent")
+    try:
+        hint_round(vm, driver, h, [2], "host late", silent=True,
+                   timeout=60 if driver == "vballoon" else 8)
+    except WaitTimeout:
+        h.set_cmd_id(vbh.CMD_ID_STOP)       # see sc_hint_silent
+        raise
+    h.set_cmd_id(vbh.CMD_ID_DONE)
+    done_at = time.monotonic()
+    if driver == "vballoon":
+        try:
+            vm.wait_until(lambda: hint_status(vm, driver, h)[
+                "hint_cmd_id"] == vbh.CMD_ID_DONE, STOP_LIMIT, 0.2,
+                "the driver to see DONE, late host")
+        except WaitTimeout as exc:
+            raise Hang(str(exc))
+        done_at = time.monotonic()
+    # the scenario is a host that answers late: time, not a condition
+    late = HINT_LATE_S * vm.slowdown - (time.monotonic() - done_at)
+    assert HINT_LATE_S > 2 * HINT_DONE_WAIT_S
+    if late > 0:
+        time.sleep(late)
+    if driver == "vballoon":
+        vb = hint_status(vm, driver, h)
+        assert vb["hint_held_pages"] > 0, \
+            "nothing held before the host answered: %r" % vb
+    h.set_fault("none")                     # the kept buffers come back
+    t0 = time.monotonic()
+    hint_released(vm, driver, h, free0, "after the host answered late")
+    print("late host: all freed %.1f s after its answer" % (
+        time.monotonic() - t0))
+    clean(h.state(), driver, "after a late answer")
+    finish(vm, driver, h, base, "after a late hint host")
+
+
 def sc_remove_hint(vm, driver, h, base):
     """Surprise removal mid-round: one block answered, the next ones
     kept until the ring is full (the driver waits for room), then the
@@ -790,6 +837,7 @@ def sc_remove_hint(vm, driver, h, base):
 HINT_SCENARIOS = {
     "hint-round": sc_hint_round,
     "hint-silent": sc_hint_silent,
+    "hint-late": sc_hint_late,
     "remove-hint": sc_remove_hint,
 }
 

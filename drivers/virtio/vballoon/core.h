@@ -183,7 +183,9 @@ enum vb_hint_action {
  * WRITE_ONCE.  @vq is set by vb_start() and
  * cleared by vb_stop() after the work is cancelled and the shrinker
  * unregistered.  @cur_id belongs to the hint work, which never runs
- * twice at once; it writes it with WRITE_ONCE for debugfs.
+ * twice at once; it writes it with WRITE_ONCE for debugfs and for the
+ * virtqueue callback, which reads it with READ_ONCE.  @workq is
+ * allocated by vb_hint_start() and destroyed by vb_hint_stop().
  * @cmd_start and @cmd_stop are written only while not on the ring
  * (@start_queued, @stop_queued clear).  @negotiated is set at probe,
  * then read-only; @shrinker and @shrinker_registered belong to probe,
@@ -195,10 +197,11 @@ struct vb_hinting {
 	spinlock_t lock;		/* see above */
 	wait_queue_head_t wq;		/* buffers returned, new id, closing */
 	struct work_struct work;	/* queued under @lock, while @open */
+	struct workqueue_struct *workq;	/* runs @work; see above */
 	bool negotiated;		/* FREE_PAGE_HINT accepted */
 	bool open;			/* runs may start and send; under @lock */
 	u32 host_id;			/* last id read; under @lock */
-	u32 cur_id;			/* last id acted on; the work's */
+	u32 cur_id;			/* last id acted on; see above */
 	bool start_queued;		/* @cmd_start on the ring; under @lock */
 	bool stop_queued;		/* @cmd_stop on the ring; under @lock */
 	__le32 cmd_start;		/* outbuf: the id of a round */

@@ -348,16 +348,17 @@ static unsigned long vb_hint_take_held(struct vb_hinting *h,
 
 /*
  * DONE: give every parked block back.  Blocks whose buffer the host
- * still holds are waited for, at most VB_HINT_WAIT_MS; any left then stay
- * parked until a later reap (the next DONE, the shrinker) or the reset.
+ * still holds are waited for (@wait), at most VB_HINT_WAIT_MS; any left
+ * then are freed as the host returns them (vb_hint_callback() queues the
+ * work again while the id stays DONE), or by the shrinker or the reset.
  */
-static void vb_hint_release(struct vballoon *vb)
+static void vb_hint_release(struct vballoon *vb, bool wait)
 {
 	struct vb_hinting *h = &vb->hint;
 	unsigned long flags, n;
 	LIST_HEAD(pages);
 
-	if (vb_hint_usable(vb))
+	if (wait && vb_hint_usable(vb))
 		wait_event_timeout(h->wq, !vb_hint_usable(vb) ||
 				   (vb_hint_has_room(h, 0) && !READ_ONCE(h->nr_ring)),
 				   msecs_to_jiffies(VB_HINT_WAIT_MS));
@@ -377,15 +378,19 @@ static void vb_hint_work_fn(struct work_struct *work)
 	u32 id = vb_hint_host_id(h);
 	enum vb_hint_action act = vb_hint_next(h->cur_id, id);
 
-	if (act == VB_HINT_ACT_NONE)
+	if (act == VB_HINT_ACT_NONE) {
+		/* Still DONE: blocks the host returned late go back now. */
+		if (id == VBALLOON_CMD_ID_DONE)
+			vb_hint_release(vb, false);
 		return;
+	}
 	WRITE_ONCE(h->cur_id, id);
 	switch (act) {
 	case VB_HINT_ACT_RUN:
 		vb_hint_run(vb, id);
 		break;
 	case VB_HINT_ACT_FREE:
-		vb_hint_release(vb);
+		vb_hint_release(vb, true);
 		break;
 	default:
 		/* STOP: a run, if one was going, saw it and ended. */
@@ -413,7 +418,7 @@ void vb_hint_config_changed(struct vballoon *vb)
 		vb_count(vb, VB_CNT_HINT_CMD_IDS, 1);
 		/* Wakes a run that waits for room: it looks at the id again. */
 		wake_up_all(&h->wq);
-		queue_work(system_freezable_wq, &h->work);
+		queue_work(h->workq, &h->work);
 	}
 	spin_unlock_irqrestore(&h->lock, flags);
 }
@@ -465,11 +470,23 @@ static unsigned long vb_hint_shrink_scan(struct shrinker *s,
 	return n << VB_HINT_ORDER;
 }
 
+/*
+ * Buffers came back.  After DONE nobody waits for them any more: the
+ * hint work frees the blocks the host returned late, so that they are
+ * not parked until the next DONE or memory pressure.
+ */
 void vb_hint_callback(struct virtqueue *vq)
 {
 	struct vballoon *vb = vq->vdev->priv;
+	struct vb_hinting *h = &vb->hint;
+	unsigned long flags;
 
-	wake_up_all(&vb->hint.wq);
+	wake_up_all(&h->wq);
+	spin_lock_irqsave(&h->lock, flags);
+	if (h->open && h->nr_ring &&
+	    READ_ONCE(h->cur_id) == VBALLOON_CMD_ID_DONE)
+		queue_work(h->workq, &h->work);
+	spin_unlock_irqrestore(&h->lock, flags);
 }
 
 /**
@@ -512,6 +529,21 @@ void vb_hint_start(struct vballoon *vb)
 
 	if (!h->negotiated)
 		return;
+	/*
+	 * A round allocates and sends blocks without sleeping for long: on
+	 * a shared per-CPU workqueue it would hold back the balloon's own
+	 * work items (inflation, statistics, configuration) queued behind
+	 * it on that CPU until the round ends.
+	 */
+	h->workq = alloc_workqueue("vballoon-hint-%s",
+				   WQ_FREEZABLE | WQ_CPU_INTENSIVE, 0,
+				   dev_name(&vb->vdev->dev));
+	if (!h->workq) {
+		dev_warn(&vb->vdev->dev,
+			 "free page hinting off: cannot allocate its workqueue\n");
+		vb_hint_set_state(h, VB_HINT_FAILED);
+		return;
+	}
 	snprintf(name, sizeof(name), "hint-%s", dev_name(&vb->vdev->dev));
 	err = vb_shrinker_register(&h->shrinker, vb_hint_shrink_count,
 				   vb_hint_shrink_scan, vb, name);
@@ -520,7 +552,7 @@ void vb_hint_start(struct vballoon *vb)
 			 "free page hinting off: cannot register its shrinker (%d)\n",
 			 err);
 		vb_hint_set_state(h, VB_HINT_FAILED);
-		return;
+		goto err_destroy_wq;
 	}
 	h->shrinker_registered = true;
 
@@ -532,6 +564,11 @@ void vb_hint_start(struct vballoon *vb)
 	h->open = true;
 	spin_unlock_irqrestore(&h->lock, flags);
 	vb_hint_set_state(h, VB_HINT_IDLE);
+	return;
+
+err_destroy_wq:
+	destroy_workqueue(h->workq);
+	h->workq = NULL;
 }
 
 /**
@@ -570,6 +607,11 @@ void vb_hint_stop(struct vballoon *vb)
 	if (h->shrinker_registered) {
 		vb_shrinker_unregister(&h->shrinker);
 		h->shrinker_registered = false;
+	}
+	/* Closed: nothing queues the work any more, and it was cancelled. */
+	if (h->workq) {
+		destroy_workqueue(h->workq);
+		h->workq = NULL;
 	}
 	spin_lock_irqsave(&h->lock, flags);
 	WARN_ON_ONCE(h->open);
