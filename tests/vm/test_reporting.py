@@ -16,7 +16,8 @@ it, so hinting stays idle), and no option on its command line.  In it:
    says `reporting off`, and after 256 MiB are freed the Rss does not
    drop for as long as the slower driver took in 1, and 3 s more (a
    reporting pass); 10 s when test 1 did not run.
-3. Coexistence (vballoon only, also on the debug kernel):
+3. Coexistence (vballoon only; b also on the debug kernel, where a's
+   inflation during reports runs in test_vbhost.py's report-silent):
    a. while the reports of a 512 MiB free flow (one report seen, less
       than 90 % reported), the balloon inflates 512 MiB and deflates to
       0, each target reached; the host still gets 90 % of the freed
@@ -24,7 +25,9 @@ it, so hinting stays idle), and no option on its command line.  In it:
       reported too (Rss and `reports`), `report_failures` stays 0 and
       the kernel log has no splat and no vballoon complaint.
    b. memhog frees 512 MiB, then a migration to exec:cat at 4 MiB/s
-      hints (harness.migration); once 256 MiB are hinted the balloon
+      hints (harness.migration; downtime-limit 0 and a guest writing a
+      file every 50 ms, so it cannot converge and pause the guest
+      mid-test); once 256 MiB are hinted the balloon
       inflates 512 MiB and deflates to 0, both targets reached while
       the migration runs; it is cancelled (QEMU says DONE): nothing
       stays held, hinting `idle`, every hinted block freed or shrunk,
@@ -366,12 +369,19 @@ def move_balloon(vm, dev, size, migrating=False):
     t0 = time.monotonic()
     vm.set_balloon_size(size)
 
+    last = {}
+
     def there():
         if migrating:
             st = migration.status(vm).get("status")
             if st in migration.ENDED:
-                raise HarnessError("the migration ended (%s) before the "
-                                   "balloon reached %s" % (st, mib(size)))
+                # the guest is paused: QMP answers, the agent does not
+                raise HarnessError(
+                    "the migration ended (%s) before the balloon reached "
+                    "%s: balloon %s; vballoon before: %r" % (
+                        st, mib(size), mib(vm.balloon_size()),
+                        last.get("st")))
+        last["st"] = vm.vballoon_status(dev)
         return vm.query_balloon() == vm.ram_bytes - size
     vm.wait_until(there, MOVE_S, 0.2, "a balloon of %s" % mib(size),
                   vm.describe_balloon)
@@ -389,6 +399,10 @@ def end_migration(vm):
     migration.resume(vm)
 
 
+# the debug kernel inflates while reports flow in test_vbhost.py's
+# report-silent scenario; here its first pass had reported 490-492 of the
+# 512 MiB by the first poll (twice): nothing left to inflate "during"
+@pytest.mark.skip_debug("test_vbhost.py (report-silent)")
 def test_coexist_reporting_inflate(vm):
     """The balloon inflates COEXIST_MIB and deflates back while the reports
     of a 512 MiB free flow (at least one report sent, not all of it
@@ -401,7 +415,9 @@ def test_coexist_reporting_inflate(vm):
     hog_hold(vm)
     held = rss(vm)
     st0 = vm.vballoon_status(dev)
-    hog_free(vm)
+    # memhog exits; its exit code is read once the balloon moved, so that
+    # the first report is seen as soon as the agent can tell
+    vm.run("killall -USR1 memhog")
     vm.wait_until(lambda: vm.vballoon_status(dev)["reports"] > st0["reports"],
                   30, 0.1, "a report after the free",
                   lambda: "status %r" % vm.vballoon_status(dev))
@@ -414,6 +430,7 @@ def test_coexist_reporting_inflate(vm):
             mib(early), HOG_MIB)
     t_in, st2 = move_balloon(vm, dev, COEXIST_MIB * MiB)
     t_out, st3 = move_balloon(vm, dev, 0)
+    hog_free(vm)
     # the host gets the freed memory back all the same (what the balloon
     # took and gave back is free and stays discarded)
     secs, nudges = wait_returned(vm, held, time.monotonic())
@@ -453,9 +470,14 @@ def test_coexist_hinting_inflate(vm):
     # of hints lasts (a fresh guest's zero pages go by in seconds)
     vm.check("memhog %d >/dev/null" % HOG_MIB, timeout=300)
     before = vm.free_bytes()
-    # no downtime allowed: the migration cannot converge (and pause the
-    # guest) while the guest runs, however much hinting saved
+    # no downtime allowed, and a guest that keeps writing: the migration
+    # cannot converge (and pause the guest) mid-test.  With downtime 0
+    # alone an idle 6.1 guest dirtied no page between two syncs once and
+    # the migration completed while the balloon waited.
     vm.qmp("migrate-set-parameters", **{"downtime-limit": 0})
+    vm.check("rm -f /tmp/dirty.stop; (while [ ! -e /tmp/dirty.stop ]; do "
+             "echo x > /tmp/dirty; usleep 50000; done) </dev/null "
+             ">/dev/null 2>&1 &")
     migration.start(vm, bytes_per_s=HINT_BANDWIDTH)
     try:
         vm.wait_until(lambda: vm.vballoon_status(dev)["hinted_bytes"] >=
@@ -474,6 +496,7 @@ def test_coexist_hinting_inflate(vm):
     finally:
         end_migration(vm)
         vm.qmp("migrate-set-parameters", **{"downtime-limit": DOWNTIME_MS})
+        vm.check("touch /tmp/dirty.stop")
 
     def settled():
         s = vm.vballoon_status(dev)
