@@ -65,8 +65,9 @@ vmtest: modules
 run: need-deps modules
 	cd $(TOP)/tests/vm && $(PYTHON) demo.py
 
-## vballoon against virtio_balloon: speed, CPU, host THP
-## (BENCH_ARGS=... for tests/bench/bench.py)
+## vballoon against virtio_balloon: speed, CPU, host THP,
+## free page reporting and hinting (BENCH_ARGS=... for
+## tests/bench/bench.py, e.g. --parts reporting,hinting)
 bench: need-deps modules
 	$(PYTHON) $(TOP)/tests/bench/bench.py $(BENCH_ARGS)
 
