@@ -17,7 +17,8 @@ import test_oom_off
 import test_oom_on
 from harness import summary
 from harness.cpio import Cpio
-from harness.errors import HarnessError, VMDied, WaitTimeout
+from harness.errors import (DestinationFailed, HarnessError, VMDied,
+                            WaitTimeout)
 from harness.kernels import (DebugKernel, Kernel, find_kernel, version_key)
 from harness.modules import ModuleIndex, modinfo_field, modname
 from harness.vm import (BOOT_ATTEMPTS, VM, BuiltinVM, boot_attempts,
@@ -192,6 +193,115 @@ def test_mmio_transport_command_line(tmp_path, monkeypatch):
         mmio.kill()
     with pytest.raises(HarnessError, match="transport"):
         _unstarted_vm(k, tmp_path, monkeypatch, transport="ccw")
+
+
+def test_destination_command_line_and_switch_over(tmp_path, monkeypatch):
+    import socket
+    from harness import qemu
+    vm = _unstarted_vm(Kernel("6.12.1-amd64", tmp_path / "vmlinuz",
+                              tmp_path), tmp_path, monkeypatch,
+                       mem_mib=1024, objects=("iothread,id=iot0",),
+                       balloon_props={"free-page-hint": "on",
+                                      "iothread": "iot0"})
+    # stand-ins for the two QEMUs: the source quits when it reads a line
+    # on its QMP socket, the destination runs until killed
+    src_qmp, src_peer = socket.socketpair()
+    vm.proc = subprocess.Popen(["head", "-n1"], stdin=src_peer,
+                               stdout=subprocess.DEVNULL)
+    src_peer.close()
+    vm.qmp_sock = src_qmp
+    vm.agent_sock = socket.socketpair()[0]
+    with qemu._live_lock:
+        qemu._live_vms.add(vm)
+    dest = vm.destination()
+    try:
+        assert type(dest) is VM and dest.incoming and not vm.incoming
+        assert dest.log_dir.parent == vm.boot_log_dir == vm.log_dir
+        assert dest.sockdir != vm.sockdir
+        assert dest.incoming_uri == "unix:%s/mig" % dest.sockdir
+        src, dst = vm.command_line(), dest.command_line()
+        assert dst[-2:] == ["-incoming", "defer"]
+        assert "-incoming" not in src
+        same = [a.replace(str(dest.sockdir), str(vm.sockdir))
+                .replace(str(dest.log_dir), str(vm.log_dir))
+                for a in dst[:-2]]
+        assert same == src
+        assert "file,id=con,path=%s/console.log" % dest.log_dir in dst
+        with pytest.raises(HarnessError, match="start_incoming"):
+            dest.start()
+        with pytest.raises(HarnessError, match="destination"):
+            vm.start_incoming()
+
+        vm.console_path.write_text("on the source\n")
+        dest.console_path.write_text("on the destination\n")
+        dest.proc = subprocess.Popen(["sleep", "600"])
+        dest.qmp_sock, dest.agent_sock = socket.socketpair()
+        with qemu._live_lock:
+            qemu._live_vms.add(dest)
+        old_proc, old_sockdir, new_proc = vm.proc, vm.sockdir, dest.proc
+        vm.switch_to(dest)
+        assert old_proc.poll() == 0             # quit, not killed
+        assert not old_sockdir.exists()
+        assert vm.proc is new_proc and vm.alive()
+        assert vm.log_dir == dest.log_dir == vm.boot_log_dir / "incoming-1"
+        assert vm.console() == "on the source\non the destination\n"
+        assert vm in qemu._live_vms and dest not in qemu._live_vms
+        dest.kill()                 # the emptied destination owns nothing
+        assert vm.alive()
+        assert vm.destination().log_dir.name == "incoming-2"
+    finally:
+        dest.kill()
+        vm.kill()
+    assert new_proc.poll() is not None and vm not in qemu._live_vms
+
+
+def test_failed_migration_kills_the_destination_keeps_the_source():
+    from harness import migration
+
+    class FakeQEMU:
+        slowdown = 1
+
+        def __init__(self, status):
+            self.status, self.sent, self.killed = status, [], False
+            self.incoming_uri = "unix:/nowhere/mig"
+
+        def qmp(self, execute, **args):
+            self.sent.append(execute)
+            if execute == "query-migrate":
+                return {"status": self.status}
+            if execute == "query-status":
+                return {"status": "paused"}
+            return {}
+
+        def alive(self):
+            return True
+
+        def destination(self):
+            return dest
+
+        def start_incoming(self):
+            return self
+
+        def kill(self):
+            self.killed = True
+
+        def switch_to(self, other):
+            raise AssertionError("switched over after a failure")
+
+        def console(self):
+            return "[ 1.0] BUG: kernel NULL pointer dereference\n"
+
+    src, dest = FakeQEMU("failed"), FakeQEMU("")
+    with pytest.raises(HarnessError, match="migration failed"):
+        migration.to_destination(src, bytes_per_s=32 << 20)
+    assert dest.killed and not src.killed
+    assert "migrate" in src.sent and src.sent[-1] == "cont"
+    # completed, but the guest never runs in the destination
+    src, dest = FakeQEMU("completed"), FakeQEMU("")
+    dest.log_dir = "/logs/incoming-1"
+    with pytest.raises(DestinationFailed, match="(?s)incoming-1.*NULL"):
+        migration.to_destination(src, running_timeout=0.2)
+    assert dest.killed and src.sent[-1] == "cont"
 
 
 def test_host_tsc_khz_is_measured(monkeypatch):

@@ -25,3 +25,9 @@ class CommandFailed(AssertionError):
 
 class WaitTimeout(AssertionError):
     """wait_until() gave up."""
+
+
+class DestinationFailed(AssertionError):
+    """A live migration to a second QEMU completed, but the guest did not
+    go on there (the destination QEMU died, did not run the guest, or its
+    agent did not answer)."""

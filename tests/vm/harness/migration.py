@@ -2,18 +2,36 @@
 """Live migration of a guest, driven through its QEMU's QMP.
 
 Free page hinting acts only while QEMU migrates (precopy): these helpers
-start a migration to a URI ("exec:cat > /dev/null" throws the stream
-away; the guest is paused at the end and resumed with resume()), poll
-`query-migrate` until it ends, and return QEMU's final figures
-(`ram.normal-bytes`: RAM sent as whole pages, which hinting saves).
+start a migration, poll `query-migrate` until it ends, and return QEMU's
+final figures (`ram.normal-bytes`: RAM sent as whole pages, which
+hinting saves).  Two kinds of destination:
+
+  to_destination()  a second QEMU on this machine, started with the
+                    same command line plus `-incoming defer` and
+                    listening on a unix socket: once the guest runs
+                    there, the VM object switches over to it (its
+                    process, sockets, console and log directory) and
+                    the source QEMU is quit (Machine.switch_to)
+  migrate()         a URI, by default "exec:cat > /dev/null" (the stream
+                    is thrown away; the source guest is paused at the
+                    end and resumed with resume()); start() and cancel()
+                    for migrations that are never meant to complete
 """
 
-from harness.errors import HarnessError
+import collections
+import time
+
+from harness.console import bad_reports
+from harness.errors import DestinationFailed, HarnessError
 from harness.wait import wait_until
 
 # sent away: the source's own figures are what a test reads
 DISCARD_URI = "exec:cat > /dev/null"
 ENDED = ("completed", "failed", "cancelled")
+
+# the source's final `query-migrate`, and the monotonic time the harness
+# saw it completed
+Migrated = collections.namedtuple("Migrated", "stats ended")
 
 
 def set_bandwidth(vm, bytes_per_s):
@@ -78,3 +96,62 @@ def migrate(vm, uri=DISCARD_URI, bytes_per_s=None, timeout=300):
         raise
     finally:
         resume(vm)
+
+
+def wait_running(dest, timeout):
+    """Wait until the destination QEMU `dest` runs the guest
+    (query-status "running")."""
+    got = {}
+
+    def running():
+        got["st"] = dest.qmp("query-status").get("status")
+        return got["st"] == "running"
+    wait_until(running, timeout * dest.slowdown, 0.2,
+               "the destination to run the guest",
+               lambda: "destination status %r, its query-migrate %r" % (
+                   got.get("st"), status(dest)))
+
+
+def to_destination(vm, bytes_per_s=None, timeout=300, running_timeout=60):
+    """Live-migrate `vm` to a second QEMU (vm.destination()) over a unix
+    socket, bandwidth-limited if `bytes_per_s`; wait for the end and for
+    the guest to run there, check the agent channel with a round trip,
+    then switch `vm` over to the destination (the source QEMU is quit).
+    Returns Migrated(the source's final `query-migrate`, when it was
+    seen completed).
+
+    If anything fails before the switch, the destination is killed and
+    the source guest goes on running (no migration left running).  A
+    guest that does not go on in the destination once the migration
+    completed is a DestinationFailed (with what the destination's
+    console shows)."""
+    dest = vm.destination()
+    try:
+        dest.start_incoming()
+        start(vm, dest.incoming_uri, bytes_per_s)
+        try:
+            st = wait_ended(vm, timeout)
+        except Exception:
+            if status(vm).get("status") not in ENDED:
+                cancel(vm)
+            raise
+        ended = time.monotonic()
+        try:
+            wait_running(dest, running_timeout)
+            dest.ping()
+        except Exception as exc:
+            raise DestinationFailed(
+                "the migration completed (ram %r), but the guest did not "
+                "go on in the destination QEMU (logs: %s): %s\n%s" % (
+                    st.get("ram"), dest.log_dir, exc,
+                    bad_reports(dest.console()))) from exc
+    except BaseException:
+        dest.kill()
+        if vm.alive():
+            try:
+                resume(vm)
+            except Exception:
+                pass    # what went wrong first is what the caller sees
+        raise
+    vm.switch_to(dest)
+    return Migrated(st, ended)

@@ -9,10 +9,21 @@ QMP are unix sockets on which the harness listens and QEMU connects as a
 client, so no byte is lost to a connect race.  QEMU gets
 PR_SET_PDEATHSIG, an atexit hook and the context manager, so that no QEMU
 outlives the tests.  Balloon-level operations are in harness/vm.py.
+
+A guest can move to a second QEMU by live migration: destination()
+makes an unstarted Machine with the same command line plus `-incoming
+defer`, its own sockets and a log directory under the first one's;
+start_incoming() starts it without waiting for a boot (the agent is
+already running in the guest; after the migration its ttyS1 talks to
+the destination's agent socket) and lets it listen on incoming_uri;
+once the guest runs there, switch_to() makes the source's object drive
+the destination's QEMU and quits the source (harness/migration.py does
+all of it).
 """
 
 import atexit
 import base64
+import copy
 import ctypes
 import itertools
 import json
@@ -118,6 +129,41 @@ def _prune_logs(base, keep=60):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def _end_process(proc, qmp_sock, agent_sock, sockdir, quit_timeout=None):
+    """End one QEMU: with `quit_timeout`, ask it to quit over QMP and
+    give it that long; then SIGKILL it, close the sockets given and
+    remove `sockdir` (each of them may be None)."""
+    if quit_timeout is not None and proc is not None and \
+            proc.poll() is None and qmp_sock is not None:
+        try:
+            qmp_sock.settimeout(5)
+            qmp_sock.sendall(json.dumps({"execute": "quit"}).encode() +
+                             b"\n")
+        except Exception:
+            pass
+        try:
+            proc.wait(quit_timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    if proc is not None and proc.poll() is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            pass
+    for s in (qmp_sock, agent_sock):
+        if s is not None:
+            try:
+                s.close()
+            except OSError:
+                pass
+    if sockdir is not None:
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
 class Machine:
     """A QEMU/TCG guest booting `kernel` with the test initramfs and a
     virtio-balloon-pci device (transport="mmio": the microvm machine and
@@ -170,26 +216,41 @@ class Machine:
                     or cache_dir() / "logs")
         base.mkdir(parents=True, exist_ok=True)
         _prune_logs(base)
-        self.log_dir = base / ("%s-%s-%d-%d" % (
+        # the boot's log directory; a destination QEMU's is a
+        # subdirectory of it (destination())
+        self.boot_log_dir = base / ("%s-%s-%d-%d" % (
             time.strftime("%Y%m%d-%H%M%S"), self.name, os.getpid(),
             next(self._seq)))
-        self.log_dir.mkdir(parents=True)
-        self.console_path = self.log_dir / "console.log"
-        self.trace_path = self.log_dir / "trace.log"
+        self.boot_log_dir.mkdir(parents=True)
+        self._new_process(self.boot_log_dir)
+        self._ids = itertools.count(1)
+        self.initramfs = None
+        self.info = None
+        self.boot_seconds = None
+        # console files of the QEMUs the guest ran in before it was
+        # migrated to this one (console() reads them first)
+        self.console_history = []
+        # a destination of a live migration (destination()): started
+        # with `-incoming defer`, not booted
+        self.incoming = False
+        self.destinations = 0
+        # every timeout of this guest is multiplied by it (debug kernel)
+        self.slowdown = float(kernel.slowdown)
+
+    def _new_process(self, log_dir):
+        """What belongs to one QEMU process: its log directory, console
+        and trace files, socket directory, sockets and buffers."""
+        self.log_dir = log_dir
+        self.console_path = log_dir / "console.log"
+        self.trace_path = log_dir / "trace.log"
         self.sockdir = Path(tempfile.mkdtemp(prefix="vbvm-"))
         self.proc = None
         self.qmp_sock = None
         self.agent_sock = None
         self._qmp_buf = b""
         self._agent_buf = b""
-        self._ids = itertools.count(1)
         self._lock = threading.RLock()
-        self.initramfs = None
-        self.info = None
-        self.boot_seconds = None
         self.qmp_events = []
-        # every timeout of this guest is multiplied by it (debug kernel)
-        self.slowdown = float(kernel.slowdown)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -242,7 +303,8 @@ class Machine:
             "-chardev", "socket,id=qmp,path=%s" % (self.sockdir / "qmp"),
             "-mon", "chardev=qmp,mode=control",
         ] + self._disk_args() + (["-D", str(self.trace_path)]
-                                 if self.trace else [])
+                                 if self.trace else []) + (
+            ["-incoming", "defer"] if self.incoming else [])
 
     def _disk_args(self):
         if not self.disk_mib:
@@ -257,9 +319,35 @@ class Machine:
     def start(self, boot_timeout=600):
         """Build the initramfs, launch QEMU, wait for the agent; then
         after_boot()."""
+        if self.incoming:
+            raise HarnessError("a migration destination is started with "
+                               "start_incoming()")
         self.initramfs, self.info = build_initramfs(
             self.kernel, with_vballoon=self.with_vballoon,
             extra_helpers=self.extra_helpers)
+        t0 = self._launch()
+        try:
+            self._agent_wait(b"@@VBAGENT-READY@@",
+                             boot_timeout * self.slowdown, "boot")
+            self.boot_seconds = time.monotonic() - t0
+            self.ping()
+            self.after_boot()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def ping(self):
+        """A round trip on the agent channel (it works both ways)."""
+        rc, out = self.run("echo ping", timeout=60)
+        if rc != 0 or out.strip() != "ping":
+            raise HarnessError("agent handshake failed: %r %r" % (rc, out))
+
+    def _launch(self):
+        """Launch QEMU with command_line(): accept its agent and QMP
+        connections on the sockets the harness listens on, QMP
+        handshake.  Returns the monotonic time of the launch; kills QEMU
+        if anything fails."""
         listeners = {}
         for n in ("agent", "qmp"):
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -296,18 +384,75 @@ class Machine:
             if "QMP" not in greeting:
                 raise HarnessError("unexpected QMP greeting %r" % greeting)
             self.qmp("qmp_capabilities")
-            self._agent_wait(b"@@VBAGENT-READY@@",
-                             boot_timeout * self.slowdown, "boot")
-            self.boot_seconds = time.monotonic() - t0
-            # the first round trip proves the channel works both ways
-            rc, out = self.run("echo ping", timeout=60)
-            if rc != 0 or out.strip() != "ping":
-                raise HarnessError("agent handshake failed: %r %r" % (rc, out))
-            self.after_boot()
+        except BaseException:
+            for s in listeners.values():
+                s.close()
+            self.kill()
+            raise
+        return t0
+
+    # -- live migration to a second QEMU -----------------------------------
+
+    def destination(self):
+        """An unstarted Machine (of this class) for the destination of a
+        live migration of this running guest: the same command line plus
+        `-incoming defer`, its own socket directory and log directory
+        (incoming-N under the boot's).  start_incoming() starts it."""
+        if self.proc is None or self.initramfs is None:
+            raise HarnessError("migrate a started guest")
+        if self.disk_mib:
+            # the image is in the source's socket directory, which goes
+            # when the source does
+            raise HarnessError("a guest with a disk cannot be migrated to "
+                               "a second QEMU here")
+        self.destinations += 1
+        dest = copy.copy(self)
+        log_dir = self.boot_log_dir / ("incoming-%d" % self.destinations)
+        log_dir.mkdir()
+        dest._new_process(log_dir)
+        dest.incoming = True
+        dest.console_history = []
+        return dest
+
+    @property
+    def incoming_uri(self):
+        """Where a destination (destination()) listens for the
+        migration stream."""
+        return "unix:%s" % (self.sockdir / "mig")
+
+    def start_incoming(self):
+        """Start this destination QEMU: no boot (the guest comes with the
+        migration), QMP up, then `migrate-incoming` on incoming_uri (QEMU
+        listens once that returns).  Kills it if anything fails."""
+        if not self.incoming:
+            raise HarnessError("start_incoming() starts a destination() "
+                               "only")
+        self._launch()
+        try:
+            self.qmp("migrate-incoming", uri=self.incoming_uri)
         except BaseException:
             self.kill()
             raise
         return self
+
+    def switch_to(self, dest):
+        """After a completed migration to `dest`, with the guest running
+        there: this object drives dest's QEMU from now on (process,
+        sockets, log directory, console; console() still begins with the
+        source's), and the source QEMU is quit.  `dest` is left empty."""
+        with self._lock, _live_lock:
+            old = (self.proc, self.qmp_sock, self.agent_sock, self.sockdir)
+            self.console_history.append(self.console_path)
+            for attr in ("proc", "qmp_sock", "agent_sock", "sockdir",
+                         "log_dir", "console_path", "trace_path",
+                         "_qmp_buf"):
+                setattr(self, attr, getattr(dest, attr))
+            self._agent_buf += dest._agent_buf
+            self.qmp_events += dest.qmp_events
+            dest.proc = dest.qmp_sock = dest.agent_sock = None
+            dest.sockdir = None
+            _live_vms.discard(dest)
+        _end_process(*old, quit_timeout=30)
 
     def after_boot(self):
         """Hook for variants: runs once the agent answers."""
@@ -340,46 +485,28 @@ class Machine:
 
     def shutdown(self, timeout=30):
         """Quit QEMU (via QMP, SIGKILL as fallback) and clean up."""
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.qmp_sock.settimeout(5)
-                self._qmp_send({"execute": "quit"})
-            except Exception:
-                pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
+        _end_process(self.proc, self.qmp_sock, None, None,
+                     quit_timeout=timeout)
         self.kill()
 
     def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                pass
-        for s in (self.qmp_sock, self.agent_sock):
-            if s is not None:
-                try:
-                    s.close()
-                except OSError:
-                    pass
-        shutil.rmtree(self.sockdir, ignore_errors=True)
+        _end_process(self.proc, self.qmp_sock, self.agent_sock,
+                     self.sockdir)
         with _live_lock:
             _live_vms.discard(self)
 
     # -- console -----------------------------------------------------------
 
     def console(self):
-        """Everything the guest printed on ttyS0 so far."""
-        try:
-            return self.console_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        """Everything the guest printed on ttyS0 so far (after a
+        migration: in the QEMUs it ran in before, then in this one)."""
+        text = ""
+        for path in self.console_history + [self.console_path]:
+            try:
+                text += path.read_text(errors="replace")
+            except FileNotFoundError:
+                pass
+        return text
 
     def console_tail(self, lines=40):
         return "\n".join(self.console().splitlines()[-lines:])
