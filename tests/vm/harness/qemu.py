@@ -164,6 +164,27 @@ def _end_process(proc, qmp_sock, agent_sock, sockdir, quit_timeout=None):
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
+REPO = Path(__file__).resolve().parents[3]
+
+
+def backports_qemu():
+    """The path of bookworm-backports' newest qemu-system-x86_64, fetched
+    and unpacked into the cache by scripts/qemu-backports.sh (`make
+    check` runs it first; here it runs if nothing is there yet)."""
+    binary = cache_dir() / "qemu-backports" / "current" / "usr" / "bin" / \
+        "qemu-system-x86_64"
+    if binary.exists():
+        return str(binary)
+    script = REPO / "scripts" / "qemu-backports.sh"
+    res = subprocess.run([str(script), str(cache_dir())],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    if res.returncode != 0:
+        raise HarnessError("no QEMU from bookworm-backports: %s failed: %s"
+                           % (script, res.stderr.strip()))
+    return res.stdout.strip()
+
+
 class Machine:
     """A QEMU/TCG guest booting `kernel` with the test initramfs and a
     virtio-balloon-pci device (transport="mmio": the microvm machine and
@@ -203,7 +224,13 @@ class Machine:
         # QEMU's trace log (log backend, `-D`): events are off until
         # trace_events() turns them on (harness/host.py reads the log)
         self.trace = trace
-        self.qemu = qemu
+        # VBALLOON_QEMU: another QEMU binary in place of the default one;
+        # "backports": bookworm-backports' QEMU, unpacked in the cache
+        # (backports_qemu())
+        self.qemu = os.environ.get("VBALLOON_QEMU", qemu) \
+            if qemu == "qemu-system-x86_64" else qemu
+        if self.qemu == "backports":
+            self.qemu = backports_qemu()
         # "single" (round-robin, one host thread) by default: with "multi"
         # (MTTCG) Debian's kernels occasionally die with "Oops: int3" when
         # the kernel patches its own code (static keys) while the other
