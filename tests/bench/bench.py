@@ -468,17 +468,7 @@ def plot_reporting(series, out):
             runs.append(row[0])
     if not runs:
         return None
-    dat = out / "reporting_series.dat"
-    with open(dat, "w") as fh:
-        for lb in runs:
-            fh.write("# %s\n" % lb)
-            for row in series:
-                if row[0] == lb:
-                    fh.write("%s %s\n" % (row[1], row[2]))
-            fh.write("\n\n")
-    plots = ", ".join("'%s' index %d with lines lw 2 title '%s'" %
-                      (dat, i, lb)
-                      for i, lb in enumerate(runs))
+    plots = gnuplot_blocks(out / "reporting_series.dat", runs, series)
     script = ("set terminal pngcairo size 1100,700 noenhanced\n"
               "set output '%s'\n"
               "set title 'free page reporting: %d MiB freed, MiB back with "
@@ -490,6 +480,20 @@ def plot_reporting(series, out):
                   out / "reporting.png", FREE_MIB, SHARE * FREE_MIB,
                   SHARE * FREE_MIB, plots))
     return out / "reporting.png" if gnuplot(script) else None
+
+
+def gnuplot_blocks(dat, runs, series):
+    """Write the (label, x, y) rows of `series` to `dat`, one data block
+    per label of `runs`; returns gnuplot's plot list for them."""
+    with open(dat, "w") as fh:
+        for lb in runs:
+            fh.write("# %s\n" % lb)
+            for row in series:
+                if row[0] == lb:
+                    fh.write("%s %s\n" % (row[1], row[2]))
+            fh.write("\n\n")
+    return ", ".join("'%s' index %d with lines lw 2 title '%s'" %
+                     (dat, i, lb) for i, lb in enumerate(runs))
 
 
 def plot(series, out):
@@ -504,17 +508,7 @@ def plot(series, out):
                 labels.append(row[0])
     # One block of data per first-round run, for gnuplot's index.
     runs = [lb for lb in labels if " r1 " in lb]
-    dat = out / "series.dat"
-    with open(dat, "w") as fh:
-        for lb in runs:
-            fh.write("# %s\n" % lb)
-            for row in series:
-                if row[0] == lb:
-                    fh.write("%s %s\n" % (row[1], row[2]))
-            fh.write("\n\n")
-    plots = ", ".join("'%s' index %d with lines lw 2 title '%s'" %
-                      (dat, i, lb)
-                      for i, lb in enumerate(runs))
+    plots = gnuplot_blocks(out / "series.dat", runs, series)
     script = ("set terminal pngcairo size 1100,700 noenhanced\n"
               "set output '%s'\n"
               "set title 'balloon actual (guest RAM) after a 2 GiB target "

@@ -1880,18 +1880,18 @@ DEFINE_DEBUGFS_ATTRIBUTE(vbh_cmd_id_fops, vbh_cmd_id_get, vbh_cmd_id_set,
  * a round of the current id, the device shows hint_next (then STOP
  * again) as if the test had written it to cmd_id.
  */
-static int vbh_budget_get(void *data, u64 *val)
+static int vbh_u32_get(void *data, u64 *val, size_t off)
 {
 	struct vbh *vbh = vbh_get_dev(data);
 
 	if (!vbh)
 		return -ENODEV;
-	*val = READ_ONCE(vbh->hint_budget);
+	*val = READ_ONCE(*(u32 *)((char *)vbh + off));
 	vbh_put_dev(vbh);
 	return 0;
 }
 
-static int vbh_budget_set(void *data, u64 val)
+static int vbh_u32_set(void *data, u64 val, size_t off)
 {
 	struct vbh *vbh;
 
@@ -1900,36 +1900,31 @@ static int vbh_budget_set(void *data, u64 val)
 	vbh = vbh_get_dev(data);
 	if (!vbh)
 		return -ENODEV;
-	WRITE_ONCE(vbh->hint_budget, val);
+	WRITE_ONCE(*(u32 *)((char *)vbh + off), val);
 	vbh_put_dev(vbh);
 	return 0;
+}
+
+static int vbh_budget_get(void *data, u64 *val)
+{
+	return vbh_u32_get(data, val, offsetof(struct vbh, hint_budget));
+}
+
+static int vbh_budget_set(void *data, u64 val)
+{
+	return vbh_u32_set(data, val, offsetof(struct vbh, hint_budget));
 }
 DEFINE_DEBUGFS_ATTRIBUTE(vbh_budget_fops, vbh_budget_get, vbh_budget_set,
 			 "%llu\n");
 
 static int vbh_next_get(void *data, u64 *val)
 {
-	struct vbh *vbh = vbh_get_dev(data);
-
-	if (!vbh)
-		return -ENODEV;
-	*val = READ_ONCE(vbh->hint_next);
-	vbh_put_dev(vbh);
-	return 0;
+	return vbh_u32_get(data, val, offsetof(struct vbh, hint_next));
 }
 
 static int vbh_next_set(void *data, u64 val)
 {
-	struct vbh *vbh;
-
-	if (val > U32_MAX)
-		return -ERANGE;
-	vbh = vbh_get_dev(data);
-	if (!vbh)
-		return -ENODEV;
-	WRITE_ONCE(vbh->hint_next, val);
-	vbh_put_dev(vbh);
-	return 0;
+	return vbh_u32_set(data, val, offsetof(struct vbh, hint_next));
 }
 DEFINE_DEBUGFS_ATTRIBUTE(vbh_next_fops, vbh_next_get, vbh_next_set,
 			 "%llu\n");
