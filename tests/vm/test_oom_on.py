@@ -275,15 +275,18 @@ def test_oom_notifier_never_waits_for_a_batch(vm):
     vm.wait_until(lambda: vm.balloon_size() >= GiB, BALLOON_TIMEOUT, 0.5,
                   "the balloon to pass 1 GiB", vm.describe_balloon)
     start_hog(vm, hog)
-    # memhog touched all it needs: end the fight through QMP before the
-    # agent forks again.  Each fork needs an order-3 stack on the debug
-    # kernel; with memhog gone the balloon takes the guest back down to
-    # its watermarks, and once (1 run in 3 there) such a fork found the
-    # OOM notifier releasing nothing and the OOM killer no victim but
-    # the unkillable agent: "System is deadlocked on memory".
+    # memhog touched all it needs: the fight is over, its figures are
+    # these (the deflation that follows may keep a late OOM call waiting
+    # for a batch to be freed: not what is measured here).
+    st = vm.vballoon_status(dev)
+    # End the fight through QMP before memhog exits.  Each fork needs an
+    # order-3 stack on the debug kernel; with memhog gone the balloon
+    # takes the guest back down to its watermarks, and once (1 run in 3
+    # there) such a fork found the OOM notifier releasing nothing and the
+    # OOM killer no victim but the unkillable agent: "System is
+    # deadlocked on memory".
     vm.set_balloon_size(0)
     rc, out = finish_hog(vm)
-    st = vm.vballoon_status(dev)
     calls = st["oom_calls"] - base["oom_calls"]
     slow = st["oom_slow_calls"] - base["oom_slow_calls"]
     record(vm, "oom_latency", {
