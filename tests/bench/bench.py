@@ -206,23 +206,7 @@ def thp(kernel, args, thp_rows):
                 print("    " + b)
 
 
-def guest_ram_rss(vm):
-    """Bytes resident in QEMU's guest-RAM mapping (the host's view)."""
-    return host.guest_ram(vm.proc.pid, vm.ram_bytes)["Rss"] * 1024
-
-
-def rss_still(vm, still_s=STILL_S, timeout=60):
-    """Wait until the guest-RAM Rss has not moved by more than 4 MiB for
-    `still_s` seconds (a driver's first reporting pass is over)."""
-    seen = {"rss": guest_ram_rss(vm), "since": time.monotonic()}
-
-    def still():
-        now, cur = time.monotonic(), guest_ram_rss(vm)
-        if abs(cur - seen["rss"]) > 4 * MiB:
-            seen.update(rss=cur, since=now)
-            return False
-        return now - seen["since"] >= still_s
-    vm.wait_until(still, timeout, 0.5, "guest-RAM Rss to stay still")
+guest_ram_rss = host.guest_ram_rss
 
 
 def watch_return(vm, held, t0, label, series, timeout):
@@ -263,7 +247,7 @@ def reporting(kernel, args, rep_rows, rep_series):
         for r in range(1, args.free_rounds + 1):
             for drv in (DRIVERS if r % 2 else DRIVERS[::-1]):
                 dev = vm.load(drv)
-                rss_still(vm)
+                host.wait_rss_still(vm, STILL_S)
                 start_hog(vm, FREE_MIB)
                 st0 = vb_status(vm, drv, dev)
                 held = guest_ram_rss(vm)

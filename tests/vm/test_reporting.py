@@ -92,9 +92,7 @@ F_POISON, F_REPORTING = 4, 5
 _times = {}             # driver -> seconds to SHARE of HOG_MIB
 
 
-def rss(vm):
-    """Bytes resident in QEMU's guest-RAM mapping."""
-    return host.guest_ram(vm.proc.pid, vm.ram_bytes)["Rss"] * 1024
+rss = host.guest_ram_rss
 
 
 def feature_bits(vm, dev):
@@ -103,21 +101,7 @@ def feature_bits(vm, dev):
     return int(s[F_POISON]), int(s[F_REPORTING])
 
 
-def settle(vm, still_s=3, timeout=60):
-    """Wait until the guest-RAM Rss has not moved by more than 4 MiB for
-    `still_s` seconds (a driver's first reporting pass is over); returns
-    it."""
-    seen = {"rss": rss(vm), "since": time.monotonic()}
-
-    def still():
-        now, cur = time.monotonic(), rss(vm)
-        if abs(cur - seen["rss"]) > 4 * MiB:
-            seen.update(rss=cur, since=now)
-            return False
-        return now - seen["since"] >= still_s
-    vm.wait_until(still, timeout, 0.5, "guest-RAM Rss to stay still for "
-                  "%d s" % still_s, lambda: "Rss %s" % mib(seen["rss"]))
-    return seen["rss"]
+settle = host.wait_rss_still
 
 
 def hog_hold(vm, size_mib=HOG_MIB):

@@ -13,6 +13,7 @@
 """
 
 import re
+import time
 from collections import namedtuple
 
 from harness.errors import HarnessError
@@ -74,6 +75,29 @@ def guest_ram(pid, ram_bytes):
     from /proc/PID/smaps."""
     with open("/proc/%d/smaps" % pid) as fh:
         return ram_mapping(parse_smaps(fh.read()), ram_bytes).fields
+
+
+def guest_ram_rss(vm):
+    """Bytes resident in the guest-RAM mapping of `vm`'s QEMU."""
+    return guest_ram(vm.proc.pid, vm.ram_bytes)["Rss"] * 1024
+
+
+def wait_rss_still(vm, still_s=3, timeout=60):
+    """Wait until the guest-RAM Rss of `vm` has not moved by more than
+    4 MiB for `still_s` seconds (a free page reporting pass is over);
+    returns it."""
+    seen = {"rss": guest_ram_rss(vm), "since": time.monotonic()}
+
+    def still():
+        now, cur = time.monotonic(), guest_ram_rss(vm)
+        if abs(cur - seen["rss"]) > 4 * 2**20:
+            seen.update(rss=cur, since=now)
+            return False
+        return now - seen["since"] >= still_s
+    vm.wait_until(still, timeout, 0.5, "guest-RAM Rss to stay still for "
+                  "%d s" % still_s, lambda: "Rss %d MiB" % (
+                      seen["rss"] >> 20))
+    return seen["rss"]
 
 
 def host_thp_mode(path=THP_ENABLED):
