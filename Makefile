@@ -10,13 +10,15 @@ TOP := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD := $(TOP)/build
 CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/vballoon
 PYTHON ?= /usr/bin/python3
-SRCS := Kbuild $(shell find drivers include -type f 2>/dev/null | sort)
+VERSION := $(strip $(file <$(TOP)/VERSION))
+SRCS := Kbuild VERSION $(shell find drivers include -type f 2>/dev/null | sort)
 
 RUNNING_KDIR := /lib/modules/$(shell uname -r)/build
 NEWEST_KDIR := $(lastword $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sort -V))
 KDIR ?= $(if $(wildcard $(RUNNING_KDIR)/Makefile),$(RUNNING_KDIR),$(NEWEST_KDIR))
 
-.PHONY: all modules lint checkpatch check deps need-deps run bench clean vmtest help intree kunit
+.PHONY: all modules lint checkpatch check deps need-deps run bench clean vmtest help intree kunit \
+	deb install uninstall image imagetest
 
 ## build vballoon.ko for KDIR (default: the running
 ## kernel, else the newest installed Debian headers)
@@ -26,6 +28,32 @@ all:
 		exit 1; fi
 	$(MAKE) -C $(KDIR) M=$(TOP) modules
 	@echo "built $(TOP)/drivers/virtio/vballoon/vballoon.ko for $(KDIR)"
+
+## install vballoon.ko for KDIR into /lib/modules/<release>/
+## updates/ (depmod) and keep virtio_balloon from loading
+## (/etc/modprobe.d/vballoon.conf); DESTDIR= for staging
+install: all
+	@$(TOP)/scripts/install.sh install $(KDIR)
+
+## undo 'make install' for KDIR's kernel (modprobe.d file
+## too, once no kernel has vballoon in updates/ any more)
+uninstall:
+	@$(TOP)/scripts/install.sh uninstall $(KDIR)
+
+## build/deb/vballoon-dkms_<version>_all.deb (debhelper,
+## dh-sequence-dkms), checked with lintian
+deb:
+	@$(TOP)/scripts/deb.sh $(BUILD)/deb
+
+## the Debian 12 guest image of the libvirt tests (cached
+## by content in $(CACHE)/image; needs root)
+image: need-deps
+	@$(PYTHON) $(TOP)/tests/image/build.py
+
+## boot that image under libvirt on 6.1 and 6.12: the
+## package, virsh setmem/dommemstat, autodeflate, purge
+imagetest: need-deps
+	cd $(TOP)/tests/image && $(PYTHON) -m pytest -v test_image.py
 
 ## build for the newest Debian 6.1 and 6.12 headers into
 ## build/<release>/vballoon.ko (W=1, sparse; warnings fail)

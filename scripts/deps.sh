@@ -2,13 +2,17 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # Install what building and testing vballoon needs, from Debian's archive.
 # The kernel meta-packages pull the newest 6.1 and 6.12 kernels apt offers.
+# 'make deb' needs debhelper, dh-dkms and lintian; the guest image
+# (tests/image) mmdebstrap, mkfs.ext4 and qemu-img, and libvirt to boot it.
 # "deps.sh --check" only reports whether anything is missing (exit 1).
 set -eu
 PKGS="build-essential libc6-dev qemu-system-x86 busybox-static cpio sparse
 python3 python3-pytest xz-utils zstd kmod gnuplot-nox bc flex bison
 libelf-dev libssl-dev dwarves
 linux-image-amd64 linux-headers-amd64
-linux-image-6.12-amd64 linux-headers-6.12-amd64 linux-source-6.12"
+linux-image-6.12-amd64 linux-headers-6.12-amd64 linux-source-6.12
+debhelper dh-dkms dkms dpkg-dev lintian mmdebstrap e2fsprogs qemu-utils
+libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients"
 
 missing=""
 for p in $PKGS; do

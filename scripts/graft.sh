@@ -43,6 +43,8 @@ sync() {
 
 sync "$top/drivers/virtio/vballoon" "$vb"
 sync "$top/tests/kunit" "$vb/tests"
+# the version modinfo shows (drivers/virtio/vballoon/Makefile reads it)
+put "$top/VERSION" "$vb/VERSION"
 put "$top/include/linux/vballoon_virtio.h" "$ksrc/include/linux/vballoon_virtio.h"
 
 # The top-level Kconfig's lines go before "endif # VIRTIO_MENU" (at the

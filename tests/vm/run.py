@@ -66,6 +66,15 @@ MODULES = {
     # after), then two slow ones cancelled (shrinker, unload mid-hint)
     "hinting": (380, 1),        # not on the debug kernel
 }
+# Test modules outside tests/vm, each one job whatever the kernels: the
+# vballoon-dkms package and `make install` on the host, and the Debian
+# guest image under libvirt (tests/image), which boots both Debian
+# kernels itself (those of --kernels).  Seconds: a warm run (the image
+# cached; a cold run builds it first, ~5 min more).
+OTHER = {
+    "image": ("../image/test_image.py", 900),
+    "packaging": ("../image/test_packaging.py", 40),
+}
 JOB_TIMEOUT = 60 * 60
 # virtio_balloon (the `parity` tests) runs beside vballoon on 6.12 in
 # every module; on 6.1 only in these, whose measurements the issues ask
@@ -94,6 +103,8 @@ def module_files(module):
     test_harness*.py (the self-tests, split by subject)."""
     if module == "harness":
         return sorted(glob.glob(os.path.join(HERE, "test_harness*.py")))
+    if module in OTHER:
+        return [os.path.normpath(os.path.join(HERE, OTHER[module][0]))]
     return [os.path.join(HERE, "test_%s.py" % module)]
 
 
@@ -102,7 +113,8 @@ class Job:
         self.kernel = kernel
         self.module = module
         self.name = "%s/%s" % (kernel or "-", module)
-        self.weight = MODULES.get(module, (1, 1))[kernel == "debug"]
+        self.weight = OTHER[module][1] if module in OTHER else \
+            MODULES.get(module, (1, 1))[kernel == "debug"]
         self.cmd = [python, "-m", "pytest"] + module_files(module) + [
             "-v", "--durations=5"] + pytest_args
         self.env = dict(os.environ)
@@ -180,9 +192,11 @@ def main():
         help="comma separated kernel series: 6.1, 6.12 and/or debug (the "
         "`make intree` debug kernel) (default 6.1,6.12)")
     ap.add_argument("--modules", default=",".join(list(MODULES) +
-                                                  ["harness"]),
+                                                  ["harness"] + list(OTHER)),
                     help="comma separated test modules (test_<name>.py): "
-                    "%s and harness (no VM: every test_harness*.py) "
+                    "%s, harness (no VM: every test_harness*.py), "
+                    "packaging (no VM) and image (the Debian guest image "
+                    "under libvirt, on the Debian kernels of --kernels) "
                     "(default: all)" % ", ".join(MODULES))
     ap.add_argument("--jobs", "-j", type=int,
                     default=int(os.environ.get("VBALLOON_VM_JOBS", "0")) or
@@ -201,12 +215,18 @@ def main():
     kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
     modules = [m.strip() for m in args.modules.split(",") if m.strip()]
     for m in modules:
-        if not os.path.exists(os.path.join(HERE, "test_%s.py" % m)):
+        if not all(os.path.exists(f) for f in module_files(m)):
             sys.exit("run.py: no test module test_%s.py" % m)
+    debian = [k for k in kernels if k in ("6.1", "6.12")]
     jobs = []
     for m in modules:
         if m in MODULES:
             jobs += [Job(k, m, rest, python) for k in kernels]
+        elif m == "image":
+            if debian:
+                job = Job(None, m, rest, python)
+                job.env["VBALLOON_IMAGE_KERNELS"] = ",".join(debian)
+                jobs.append(job)
         else:
             jobs.append(Job(None, m, rest, python))
     pending = sorted(jobs, key=lambda j: -j.weight)

@@ -422,3 +422,6 @@ module_exit(vb_exit);
 
 MODULE_DESCRIPTION("Virtio memory balloon driver with batched, block-aware inflation");
 MODULE_LICENSE("GPL");
+#ifdef VB_VERSION
+MODULE_VERSION(VB_VERSION);
+#endif
