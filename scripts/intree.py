@@ -265,6 +265,20 @@ class ModuleVariant(Variant):
                 [out / "drivers/virtio/vballoon/tests/*.ko"]
         return files
 
+    def missing(self, out):
+        """Also: the module must carry the project's VERSION (graft.sh
+        copies the file; the driver's Makefile reads it)."""
+        gone = super().missing(out)
+        ko = out / "drivers/virtio/vballoon/vballoon.ko"
+        if not gone and ko.exists():
+            want = (TOP / "VERSION").read_text().strip()
+            got = subprocess.run(["modinfo", "-F", "version", str(ko)],
+                                 capture_output=True, text=True).stdout.strip()
+            if got != want:
+                gone.append("%s: modinfo version %r, VERSION says %r" %
+                            (ko, got, want))
+        return gone
+
     def summary(self, out, seconds):
         lines = ["module vballoon.ko: %s" %
                  (out / "drivers/virtio/vballoon/vballoon.ko")]
@@ -361,8 +375,9 @@ def build_variant(tree, variant):
     configure(tree, variant, out)
     # Always recompile the driver's own objects, so its warnings show up
     # in this log even if a previous (failed) run compiled them already.
+    # The modules too: a stale one must not pass for a fresh build.
     for o in ("drivers/virtio/vballoon", "drivers/virtio/vballoon/tests"):
-        for p in (out / o).glob("*.o"):
+        for p in list((out / o).glob("*.o")) + list((out / o).glob("*.ko")):
             p.unlink()
     logp = out / "build.log"
     log("%s: make -j%s all (log: %s)" % (variant.name, JOBS, logp))
