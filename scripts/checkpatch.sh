@@ -27,7 +27,7 @@ cd "$top"
 # CAMELCASE: without a tree checkpatch cannot tell the kernel's own
 # mixed-case names (__SetPageOffline, PageOffline) from new ones.
 mapfile -t files < <(find drivers include tests/kunit tests/vbhost -type f \
-	\( -name '*.c' -o -name '*.h' \) 2>/dev/null | sort)
+	\( -name '*.c' -o -name '*.h' \) ! -name '*.mod.c' 2>/dev/null | sort)
 if perl "$dir/scripts/checkpatch.pl" --no-tree --strict --terse \
 	--show-types --ignore FILE_PATH_CHANGES,CAMELCASE -f "${files[@]}"; then
 	echo "ok   checkpatch --strict: ${#files[@]} files clean"
