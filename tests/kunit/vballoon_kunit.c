@@ -583,6 +583,7 @@ static void vbt_counter_keys(struct kunit *test)
 		"report_failures", "hint_cmd_ids", "hint_runs",
 		"hinted_blocks", "hinted_bytes", "hint_alloc_stops",
 		"hint_host_stalls", "hint_shrunk_blocks", "hint_freed_blocks",
+		"oom_waited_pages",
 	};
 	unsigned int i;
 

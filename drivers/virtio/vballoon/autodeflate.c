@@ -181,13 +181,22 @@ static unsigned long vb_release(struct vballoon *vb, unsigned long want)
 /*
  * Take @deflate_lock, waiting VB_RELEASE_WAIT_MS at most: its holders
  * wait for the host a second at a time, and the OOM killer waits on us.
+ * A holder deflating a large batch gives pages back as it goes (a chunk
+ * at a time, vb_give_back()): once it has given any back, stop waiting
+ * and return false with *@others set to how many; the OOM path then
+ * retries the allocation with that memory instead of killing.
  */
-static bool vb_lock_deflate_bounded(struct vballoon *vb)
+static bool vb_lock_deflate_bounded(struct vballoon *vb,
+				    unsigned long *others)
 {
 	unsigned long end = jiffies + msecs_to_jiffies(VB_RELEASE_WAIT_MS);
+	atomic64_t *deflated = &vb->counters[VB_CNT_DEFLATED_PAGES];
+	s64 base = atomic64_read(deflated);
 
+	*others = 0;
 	while (!mutex_trylock(&vb->deflate_lock)) {
-		if (time_after(jiffies, end))
+		*others = max_t(s64, atomic64_read(deflated) - base, 0);
+		if (*others || time_after(jiffies, end))
 			return false;
 		usleep_range(200, 500);
 	}
@@ -230,9 +239,9 @@ static int vb_oom_notify(struct notifier_block *nb, unsigned long unused,
 	long timeout = msecs_to_jiffies(VB_RELEASE_WAIT_MS);
 	u64 start = ktime_get_ns(), wait_ns;
 	unsigned long *freed = parm;
-	unsigned long n = 0;
+	unsigned long n = 0, others;
 
-	if (vb_lock_deflate_bounded(vb)) {
+	if (vb_lock_deflate_bounded(vb, &others)) {
 		/* A request someone else left with the host comes first. */
 		vb_settle(vb, &vb->deflate_req, timeout);
 		wait_ns = ktime_get_ns() - start;
@@ -251,7 +260,10 @@ static int vb_oom_notify(struct notifier_block *nb, unsigned long unused,
 				     "out of memory: released %lu KiB from the balloon\n",
 				     n << (PAGE_SHIFT - 10));
 	}
-	*freed += n;
+	/* Freed during this call all the same: worth a retry, not a kill. */
+	if (others)
+		vb_count(vb, VB_CNT_OOM_WAITED_PAGES, others);
+	*freed += n + others;
 	return NOTIFY_OK;
 }
 

@@ -255,6 +255,20 @@ static void vb_drop_new_page(struct page *page)
 }
 
 /*
+ * Given-back pages are counted (num_pages, deflated_pages) a chunk at a
+ * time as they are freed, not once for a whole batch: an OOM notifier
+ * waiting for @deflate_lock behind a large deflation watches
+ * deflated_pages to see memory coming back (vb_oom_notify()).
+ */
+#define VB_GIVE_BACK_CHUNK	256
+
+static void vb_count_given_back(struct vballoon *vb, unsigned long n)
+{
+	atomic_long_sub(n, &vb->num_pages);
+	vb_count(vb, VB_CNT_DEFLATED_PAGES, n);
+}
+
+/*
  * Give @n pages the balloon held (on @pages, off the balloon list and
  * finalized) back to the guest.
  */
@@ -262,6 +276,7 @@ static void vb_give_back(struct vballoon *vb, struct list_head *pages,
 			 unsigned long n)
 {
 	struct page *page, *next;
+	unsigned long chunk = 0;
 
 	list_for_each_entry_safe(page, next, pages, lru) {
 		list_del(&page->lru);
@@ -270,9 +285,13 @@ static void vb_give_back(struct vballoon *vb, struct list_head *pages,
 		if (vb->adjust_managed)
 			adjust_managed_page_count(page, 1);
 		put_page(page);
+		if (++chunk == VB_GIVE_BACK_CHUNK) {
+			vb_count_given_back(vb, chunk);
+			n -= chunk;
+			chunk = 0;
+		}
 	}
-	atomic_long_sub(n, &vb->num_pages);
-	vb_count(vb, VB_CNT_DEFLATED_PAGES, n);
+	vb_count_given_back(vb, n);
 }
 
 /*

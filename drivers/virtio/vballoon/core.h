@@ -129,6 +129,9 @@ enum vb_counter {
 	VB_CNT_HINT_HOST_STALLS,	/* rounds ended on a full, silent ring */
 	VB_CNT_HINT_SHRUNK_BLOCKS,	/* hinted blocks the shrinker gave back */
 	VB_CNT_HINT_FREED_BLOCKS,	/* hinted blocks freed on DONE or stop */
+	VB_CNT_OOM_WAITED_PAGES,	/* pages others gave back to a waiting
+					 * OOM notifier (reported as freed)
+					 */
 	VB_CNT_NR
 };
 

@@ -50,6 +50,7 @@ VISIBLE_IF_KUNIT const char * const vb_counter_keys[VB_CNT_NR] = {
 	[VB_CNT_HINT_HOST_STALLS] = "hint_host_stalls",
 	[VB_CNT_HINT_SHRUNK_BLOCKS] = "hint_shrunk_blocks",
 	[VB_CNT_HINT_FREED_BLOCKS] = "hint_freed_blocks",
+	[VB_CNT_OOM_WAITED_PAGES] = "oom_waited_pages",
 };
 EXPORT_SYMBOL_IF_KUNIT(vb_counter_keys);
 
