@@ -46,7 +46,7 @@ deb:
 	@$(TOP)/scripts/deb.sh $(BUILD)/deb
 
 ## the Debian 12 guest image of the libvirt tests (cached
-## by content in $(CACHE)/image; needs root)
+## by content in ~/.cache/vballoon/image; needs root)
 image: need-deps
 	@$(PYTHON) $(TOP)/tests/image/build.py
 
@@ -79,8 +79,8 @@ kunit:
 	@$(PYTHON) $(TOP)/scripts/intree.py kunit
 
 ## deps (if missing) + lint + modules + intree + KUnit +
-## VM tests on Debian 6.1, 6.12 and the debug kernel
-## (scripts/check.py)
+## VM tests on Debian 6.1, 6.12 and the debug kernel, the
+## package and the guest image (scripts/check.py)
 check: need-deps
 	@$(PYTHON) $(TOP)/scripts/check.py
 

@@ -129,13 +129,13 @@ def nudge(vm):
     vm.check("memhog -N 8 >/dev/null")
 
 
-def wait_returned(vm, held, t0, total=HOG_MIB * MiB):
-    """Wait (GOAL_S from t0, scaled for a slow kernel) until the host has
+def wait_returned(vm, held, t0, total=HOG_MIB * MiB, goal_s=GOAL_S):
+    """Wait (goal_s from t0, scaled for a slow kernel) until the host has
     SHARE of `total` back, nudging the page allocator (see nudge()) when
     the Rss stood still for a reporting delay and a second more without
     getting there.  Returns (seconds since t0, nudges)."""
     want = SHARE * total
-    deadline = t0 + GOAL_S * vm.slowdown
+    deadline = t0 + goal_s * vm.slowdown
     got = {"nudges": 0, "since": time.monotonic(), "rss": rss(vm)}
 
     def back():
@@ -152,7 +152,7 @@ def wait_returned(vm, held, t0, total=HOG_MIB * MiB):
         return False
     vm.wait_until(back, max(deadline - time.monotonic(), 0.5) / vm.slowdown,
                   0.2, "%s of %s freed back with the host within %d s" % (
-                      mib(want), mib(total), GOAL_S),
+                      mib(want), mib(total), goal_s),
                   lambda: "Rss %s -> %s (-%s), %d nudges" % (
                       mib(held), mib(got["rss"]), mib(held - got["rss"]),
                       got["nudges"]))
@@ -317,6 +317,10 @@ def test_second_reporting_device_busy(vm):
 
 COEXIST_MIB = 512           # inflated, then deflated, in both tests
 COEXIST_HOG_MIB = 128       # the later free that must still be reported
+# ... within this long: that it is reported at all is the point, not how
+# fast (GOAL_S is the main test's); beside two other guests on 2 cores
+# 84 % of it was back after 10 s in the check of 2026-11-28
+COEXIST_LATER_S = 30
 HINT_BANDWIDTH = 4 * MiB    # slow enough that one round lasts the test
 HINT_HELD_MIB = 256         # hinted before the balloon moves
 DOWNTIME_MS = 300           # QEMU's default downtime-limit, put back after
@@ -423,7 +427,7 @@ def test_coexist_reporting_inflate(vm):
     hog_hold(vm, COEXIST_HOG_MIB)
     held2 = rss(vm)
     later, nudges2 = wait_returned(vm, held2, hog_free(vm),
-                                   COEXIST_HOG_MIB * MiB)
+                                   COEXIST_HOG_MIB * MiB, COEXIST_LATER_S)
     st = vm.vballoon_status(dev)
     print("COEXIST-RESULT %s reporting: %s reported before inflating, "
           "%d reports during inflate %.1f s + deflate %.1f s; 90 %% back "
