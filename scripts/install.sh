@@ -54,8 +54,10 @@ uninstall)
 	# (DKMS's copy, in updates/dkms, is the package's to remove)
 	find "$destdir/lib/modules/$release/updates" -name 'vballoon.ko*' \
 		! -path '*/updates/dkms/*' -delete 2>/dev/null || true
-	find "$destdir/lib/modules/$release/updates" -depth -type d -empty \
-		-delete 2>/dev/null || true
+	# the directories modules_install made, if nothing else is in them
+	for dir in drivers/virtio/vballoon drivers/virtio drivers; do
+		rmdir "$destdir/lib/modules/$release/updates/$dir" 2>/dev/null || true
+	done
 	[ -d "$destdir/lib/modules/$release" ] && run_depmod
 	left=$(find "$destdir"/lib/modules/*/updates -name 'vballoon.ko*' \
 		! -path '*/updates/dkms/*' 2>/dev/null | head -n 1 || true)

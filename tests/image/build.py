@@ -88,6 +88,11 @@ def releases():
     return rel[0], rel[1]
 
 
+def release(series):
+    """The release of "6.1" or "6.12" that releases() names."""
+    return dict(zip(("6.1", "6.12"), releases()))[series]
+
+
 def digest(*parts):
     h = hashlib.sha256()
     for p in parts:

@@ -77,10 +77,9 @@ def ensure_libvirtd():
                                "libvirt-clients)" % tool)
     if _answers():
         return
-    for cmd in (["getent", "group", "libvirt-qemu"],):
-        if subprocess.run(cmd, capture_output=True).returncode != 0:
-            subprocess.run(["groupadd", "--system", "libvirt-qemu"],
-                           check=True)
+    if subprocess.run(["getent", "group", "libvirt-qemu"],
+                      capture_output=True).returncode != 0:
+        subprocess.run(["groupadd", "--system", "libvirt-qemu"], check=True)
     if subprocess.run(["getent", "passwd", "libvirt-qemu"],
                       capture_output=True).returncode != 0:
         subprocess.run(["useradd", "--system", "--gid", "libvirt-qemu",

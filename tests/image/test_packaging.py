@@ -101,7 +101,7 @@ def test_dkms_build_and_clean(unpacked, series, tmp_path):
     """dkms.conf's MAKE and CLEAN commands, as DKMS runs them on a copy of
     /usr/src/vballoon-<version>, for each Debian kernel: the module
     carries the version; clean leaves no object behind."""
-    rel = dict(zip(("6.1", "6.12"), build.releases()))[series]
+    rel = build.release(series)
     kdir = "/usr/src/linux-headers-" + rel
     tree = tmp_path / "build"
     shutil.copytree(unpacked / PKG_SRC, tree)
@@ -133,7 +133,7 @@ def test_make_install_and_uninstall(tmp_path):
     """`make install` (staged with DESTDIR) puts the module into
     updates/, the modprobe.d file into /etc and indexes the module;
     `make uninstall` takes every piece away again."""
-    rel = build.releases()[1]
+    rel = build.release("6.12")
     kdir = "/usr/src/linux-headers-" + rel
     src = tmp_path / "src"
     # a copy of the project: `make` builds in its tree
