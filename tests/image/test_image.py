@@ -29,7 +29,7 @@ sys.path.insert(0, str(TOP / "tests" / "vm"))
 
 import build  # noqa: E402
 import domain  # noqa: E402
-from harness.console import find_bad_lines  # noqa: E402
+from harness.console import bad_reports  # noqa: E402
 from harness.wait import wait_until  # noqa: E402
 
 SERIES = [s.strip() for s in os.environ.get(
@@ -93,10 +93,20 @@ def wait_balloon_bound(g, timeout=120):
                       what="a driver bound to the balloon of %s" % g.name)
 
 
+@pytest.fixture(autouse=True)
+def console_mark(guest):
+    """Where the guest's console stood when the test began: each test
+    answers for the kernel messages printed while it ran."""
+    guest.console_from = len(guest.console_text())
+
+
 def assert_console_clean(g):
-    bad = find_bad_lines(g.console_text())
-    assert not bad, "kernel trouble on %s's console:\n%s" % (
-        g.name, "\n".join(bad[:20]))
+    text = g.console_text()
+    if len(text) >= getattr(g, "console_from", 0):
+        text = text[g.console_from:]
+    reports = bad_reports(text)
+    assert not reports, "kernel trouble on %s's console:\n%s" % (
+        g.name, reports)
 
 
 def test_vballoon_binds_at_boot(guest):
