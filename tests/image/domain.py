@@ -102,8 +102,24 @@ def ensure_libvirtd():
                % URI)
 
 
+# Added to every image guest's kernel command line.  Both are about
+# emulation, not the balloon:
+# * mitigations=off, as for the VM suite's guests (tests/vm/harness/
+#   qemu.py): under TCG page-table isolation and the other CPU-bug
+#   mitigations only cost time (about 15 % of a guest's CPU time).
+# * watchdog_thresh=60 (the most it takes): libvirt runs a `qemu` domain
+#   with multi-threaded TCG, a vCPU thread per vCPU.  Beside other guests
+#   on a small host a vCPU thread can go unscheduled for many seconds;
+#   the soft-lockup detector counts that time as the interrupted kernel
+#   thread's (it has no way to know the vCPU was off, as it has with
+#   kvmclock), and CI once saw "soft lockup - CPU#1 stuck for 22s!" in
+#   kcompactd this way.  The report now fires after 120 s instead of 20 s;
+#   a real lockup still trips it.
+GUEST_CMDLINE = "mitigations=off watchdog_thresh=60"
+
+
 def domain_xml(name, vmlinuz, initrd, disk, console, mem_mib=2048, vcpus=2,
-               cmdline=""):
+               cmdline=GUEST_CMDLINE):
     """A guest as libvirt users write one: direct kernel boot of the
     image's kernel, a virtio disk, the serial console into a file, the
     guest agent's channel, and the balloon of the issue's users:
