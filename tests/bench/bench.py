@@ -4,11 +4,15 @@
 
 For each Debian kernel (newest 6.1 and 6.12):
 
-* speed: one 4 GiB / 2 vCPU guest; its memory is touched once so the host
-  has backed it; then, alternating drivers in the same boot, ROUNDS times
-  each: inflate SIZE MiB, deflate SIZE MiB.  Time runs from the QMP
-  `balloon` command until `query-balloon` reports the target; guest CPU
-  is the busy time in the guest's /proc/stat over the same span.
+* speed: one 4 GiB / 2 vCPU guest per TCG mode of --tcg (QEMU's `-accel
+  tcg,thread=single`, both vCPUs on one host thread, and `thread=multi`,
+  a host thread per vCPU; a fresh boot for each); its memory is touched
+  once so the host has backed it; then, alternating drivers in the same
+  boot, ROUNDS times each: inflate SIZE MiB, deflate SIZE MiB.  Time runs
+  from the QMP `balloon` command until `query-balloon` reports the
+  target; guest CPU is the busy time in the guest's /proc/stat over the
+  same span, also given per GiB inflated.  Each (kernel, TCG mode) is
+  reported on its own.
 * host friendliness: per driver, a fresh guest whose memory is touched,
   then fragmented (frag: FRAG_MIB of 4 KiB pages in use with one page in
   FREE_EVERY freed, as a long-running workload leaves it); the QEMU
@@ -30,11 +34,23 @@ For each Debian kernel (newest 6.1 and 6.12):
   `exec:cat > /dev/null` at 32 MiB/s (harness.migration, as
   tests/vm/test_hinting.py): `query-migrate` ram.normal-bytes, and the
   bytes saved against the same round's control.
+* scale (only when --parts names it): guests of --scale-mems MiB (1, 2,
+  4 and 8 GiB), 2 vCPUs, the first TCG mode of --tcg; each touched as in
+  speed, then, drivers alternating, --scale-rounds times each: inflate
+  half the guest's RAM and deflate it back.  Seconds and seconds per GiB
+  moved: flat seconds per GiB mean the cost grows linearly with the
+  size.
 
-Writes results.csv, thp.csv, reporting.csv, hinting.csv, summary.csv,
-series.csv, reporting_series.csv, actual.png and reporting.png
-(gnuplot), each for the parts that ran, and prints a table; the results
-directory is printed at the end.
+Writes results.csv (speed), thp.csv, reporting.csv, hinting.csv,
+scale.csv, summary.csv (the speed, THP, reporting and hinting medians),
+table.txt (the tables printed), series.csv (actual against time of
+every speed move), reporting_series.csv, and the gnuplot plots
+actual-<mode>.png (per TCG mode: a panel per kernel and direction,
+round 1 of both drivers, the median time ratio written on it),
+reporting.png and scale.png (a panel per kernel: inflate seconds per
+GiB against guest size), with the .dat files gnuplot read them from,
+each for the parts that ran; the results directory is printed at the
+end.
 """
 
 import argparse
@@ -58,7 +74,19 @@ from harness.vm import make_vm  # noqa: E402
 from harness.workloads import finish_hog, start_hog  # noqa: E402
 
 DRIVERS = ("vballoon", "virtio_balloon")
-PARTS = ("speed", "thp", "reporting", "hinting")
+DEFAULT_PARTS = ("speed", "thp", "reporting", "hinting")
+PARTS = DEFAULT_PARTS + ("scale",)     # scale: only when asked for
+TCG_MODES = ("single", "multi")
+
+# The speed rows' goals (ratio vballoon / virtio_balloon) per TCG mode.
+# Multi-threaded TCG: issue 14's targets.  Single-threaded: the targets
+# the bench had before; there issue 14 asks for no regression.
+SPEED_GOALS = {
+    "multi": {"inflate_s": "<=0.5", "deflate_s": "<=0.6",
+              "inflate_cpu_s": "<=1"},
+    "single": {"inflate_s": "<=0.5", "deflate_s": "<=0.5",
+               "inflate_cpu_s": "<=0.5"},
+}
 
 # free page reporting and hinting: the figures of tests/vm/test_reporting.py
 # and test_hinting.py, measured rather than judged
@@ -115,9 +143,9 @@ def vb_status(vm, driver, dev):
     return vm.vballoon_status(dev) if driver == "vballoon" else {}
 
 
-def warm(vm, mib):
+def warm(vm, mib, timeout=900):
     """Touch most of the guest's memory once so the host backs it."""
-    vm.check("memhog %d" % mib, timeout=900)
+    vm.check("memhog %d" % mib, timeout=timeout)
     vm.check("echo 3 > /proc/sys/vm/drop_caches")
 
 
@@ -127,46 +155,105 @@ def bad_console(vm):
         if "page allocation failure" in ln or "invoked oom-killer" in ln]
 
 
-def speed(kernel, args, rows, series):
+def inflate_where(st0, st1):
+    """vballoon's share of an inflation from its debugfs counters before
+    (`st0`) and after (`st1`): (seconds allocating and zeroing, seconds
+    in the host, text for the progress line); nan and "" for other
+    drivers."""
+    if not st1:
+        return float("nan"), float("nan"), ""
+    alloc_s = (st1["alloc_us"] - st0["alloc_us"]) / 1e6
+    host_s = (st1["inflate_host_us"] - st0["inflate_host_us"]) / 1e6
+    return alloc_s, host_s, (
+        " [inflate: %.2f s allocating+zeroing, %.2f s in the host, %d "
+        "requests, %d 2 MiB blocks]" % (
+            alloc_s, host_s, st1["requests"] - st0["requests"],
+            st1["inflated_blocks"] - st0["inflated_blocks"]))
+
+
+def speed_label(release, tcg, drv, r, direction):
+    """The series label of one speed move (series.csv, the plots)."""
+    return "%s %s %s r%d %s" % (release, tcg, drv, r, direction)
+
+
+def speed(kernel, args, tcg, rows, series):
     size = args.size * MiB
     with make_vm(kernel, mem_mib=args.mem, smp=2, deflate_on_oom=False,
-                 name="bench-%s" % kernel.series, append=args.append) as vm:
+                 tcg_thread=tcg, name="bench-%s-%s" % (kernel.series, tcg),
+                 append=args.append) as vm:
         warm(vm, int(args.mem * 0.8))
         for r in range(1, args.rounds + 1):
             order = DRIVERS if r % 2 else DRIVERS[::-1]
             for drv in order:
                 dev = vm.load(drv)
-                label = "%s %s r%d" % (kernel.series, drv, r)
                 st0 = vb_status(vm, drv, dev)
                 ti, ci = move(vm, vm.ram_bytes - size, series,
-                              label + " inflate", args.timeout)
+                              speed_label(kernel.release, tcg, drv, r,
+                                          "inflate"), args.timeout)
                 st1 = vb_status(vm, drv, dev)
                 td, cd = move(vm, vm.ram_bytes, series,
-                              label + " deflate", args.timeout)
+                              speed_label(kernel.release, tcg, drv, r,
+                                          "deflate"), args.timeout)
                 vm.unload(drv)
-                where = ""
-                alloc_s = host_s = float("nan")
-                if st1:
-                    alloc_s = (st1["alloc_us"] - st0["alloc_us"]) / 1e6
-                    host_s = (st1["inflate_host_us"] -
-                              st0["inflate_host_us"]) / 1e6
-                    where = " [inflate: %.2f s allocating+zeroing, %.2f s " \
-                        "in the host, %d requests, %d 2 MiB blocks]" % (
-                            alloc_s, host_s,
-                            st1["requests"] - st0["requests"],
-                            st1["inflated_blocks"] - st0["inflated_blocks"])
-                print("  %-6s %-15s round %d: inflate %.2f s (cpu %.2f s), "
-                      "deflate %.2f s (cpu %.2f s)%s" %
-                      (kernel.series, drv, r, ti, ci, td, cd, where),
+                alloc_s, host_s, where = inflate_where(st0, st1)
+                print("  %-6s %-6s %-15s round %d: inflate %.2f s (cpu "
+                      "%.2f s), deflate %.2f s (cpu %.2f s)%s" %
+                      (kernel.series, tcg, drv, r, ti, ci, td, cd, where),
                       flush=True)
-                rows.append(dict(kernel=kernel.release, driver=drv, round=r,
+                rows.append(dict(kernel=kernel.release, tcg=tcg,
+                                 driver=drv, round=r,
                                  inflate_s=ti, inflate_cpu_s=ci,
+                                 inflate_cpu_s_per_gib=ci / (args.size /
+                                                             1024),
                                  deflate_s=td, deflate_cpu_s=cd,
                                  inflate_alloc_s=alloc_s,
                                  inflate_host_s=host_s))
         bad = bad_console(vm)
         if bad:
             print("  WARNING: console complaints:\n    " + "\n    ".join(bad))
+
+
+def scale(kernel, args, tcg, scale_rows):
+    """Inflate half of guests of args.scale_mems MiB and deflate it
+    back, drivers alternating (see the module's docstring)."""
+    for mem in args.scale_mems:
+        half = mem // 2
+        gib = half / 1024
+        # bigger guests take longer to touch and to move: stretch the
+        # safety nets with the size
+        timeout = args.timeout * max(1.0, half / args.size)
+        with make_vm(kernel, mem_mib=mem, smp=2, deflate_on_oom=False,
+                     tcg_thread=tcg,
+                     name="bench-scale-%s-%d" % (kernel.series, mem),
+                     append=args.append) as vm:
+            warm(vm, int(mem * 0.8), timeout=max(900, 900 * mem / 4096))
+            for r in range(1, args.scale_rounds + 1):
+                for drv in (DRIVERS if r % 2 else DRIVERS[::-1]):
+                    dev = vm.load(drv)
+                    st0 = vb_status(vm, drv, dev)
+                    ti, ci = move(vm, vm.ram_bytes - half * MiB, [],
+                                  "scale", timeout)
+                    st1 = vb_status(vm, drv, dev)
+                    td, cd = move(vm, vm.ram_bytes, [], "scale", timeout)
+                    vm.unload(drv)
+                    alloc_s, host_s, where = inflate_where(st0, st1)
+                    print("  %-6s %-6s %5g GiB %-15s round %d: inflate "
+                          "%g GiB %.2f s (%.2f s/GiB), deflate %.2f s "
+                          "(%.2f s/GiB)%s" % (
+                              kernel.series, tcg, mem / 1024, drv, r, gib,
+                              ti, ti / gib, td, td / gib, where),
+                          flush=True)
+                    scale_rows.append(dict(
+                        kernel=kernel.release, tcg=tcg, guest_mib=mem,
+                        driver=drv, round=r, size_mib=half,
+                        inflate_s=ti, inflate_s_per_gib=ti / gib,
+                        deflate_s=td, deflate_s_per_gib=td / gib,
+                        inflate_cpu_s=ci, deflate_cpu_s=cd,
+                        inflate_alloc_s=alloc_s, inflate_host_s=host_s))
+            bad = bad_console(vm)
+            if bad:
+                print("  WARNING: console complaints:\n    " +
+                      "\n    ".join(bad))
 
 
 def thp(kernel, args, thp_rows):
@@ -345,45 +432,68 @@ def hinting(kernel, args, hint_rows):
             print("  WARNING: console complaints:\n    " + "\n    ".join(bad))
 
 
-def med(rows, kernel, drv, key, field="driver"):
-    v = [r[key] for r in rows if r["kernel"] == kernel and r[field] == drv
-         and r[key] != ""]
+def median_of(rows, key, **match):
+    """Median of `key` over the rows whose fields equal `match`'s."""
+    v = [r[key] for r in rows if r[key] != "" and
+         all(r[f] == x for f, x in match.items())]
     return statistics.median(v) if v else float("nan")
 
 
+def med(rows, kernel, drv, key, field="driver", **match):
+    return median_of(rows, key, kernel=kernel, **{field: drv}, **match)
+
+
+def tcg_modes(rows):
+    """The TCG modes of `rows`, in the order they ran."""
+    return list(dict.fromkeys(r["tcg"] for r in rows))
+
+
+def ratio_of(a, b):
+    return a / b if b else float("nan")
+
+
 def report(rows, thp_rows, out, rep_rows=(), hint_rows=()):
+    """The table of the speed, THP, reporting and hinting medians (also
+    summary.csv), as text."""
     kernels = sorted({r["kernel"] for r in rows} |
                      {r["kernel"] for r in thp_rows} |
                      {r["kernel"] for r in rep_rows} |
                      {r["kernel"] for r in hint_rows})
     lines = []
-    hdr = ("%-22s %-10s %9s %9s %9s %9s" %
-           ("kernel", "metric", "vballoon", "virtio_b", "ratio", "goal"))
+    # tcg: the TCG mode of the speed rows (the other parts' guests run in
+    # the harness's default mode)
+    hdr = ("%-22s %-6s %-10s %9s %9s %9s %9s" %
+           ("kernel", "tcg", "metric", "vballoon", "virtio_b", "ratio",
+            "goal"))
     lines += [hdr, "-" * len(hdr)]
     summary = []
 
-    def row(k, key, what, a, b, goal, fmt="%9.2f"):
-        ratio = a / b if b else float("nan")
-        lines.append(("%-22s %-10s " + fmt + " " + fmt + " %9.2f %9s") %
-                     (k, what, a, b, ratio, goal))
-        summary.append(dict(kernel=k, metric=key, vballoon=a,
+    def row(k, key, what, a, b, goal, fmt="%9.2f", tcg=""):
+        ratio = ratio_of(a, b)
+        lines.append(("%-22s %-6s %-10s " + fmt + " " + fmt +
+                      " %9.2f %9s") % (k, tcg, what, a, b, ratio, goal))
+        summary.append(dict(kernel=k, tcg=tcg, metric=key, vballoon=a,
                             virtio_balloon=b, ratio=ratio))
     for k in kernels:
-        if any(r["kernel"] == k for r in rows):
-            for key, what, goal in (("inflate_s", "inflate s", "<=0.5"),
-                                    ("deflate_s", "deflate s", "<=0.5"),
-                                    ("inflate_cpu_s", "infl cpu", "<=0.5"),
-                                    ("deflate_cpu_s", "defl cpu", "")):
-                row(k, key, what, med(rows, k, "vballoon", key),
-                    med(rows, k, "virtio_balloon", key), goal)
+        for tcg in tcg_modes(r for r in rows if r["kernel"] == k):
+            goals = SPEED_GOALS.get(tcg, {})
+            for key, what in (("inflate_s", "inflate s"),
+                              ("deflate_s", "deflate s"),
+                              ("inflate_cpu_s", "infl cpu"),
+                              ("inflate_cpu_s_per_gib", "cpu s/GiB"),
+                              ("deflate_cpu_s", "defl cpu")):
+                row(k, key, what, med(rows, k, "vballoon", key, tcg=tcg),
+                    med(rows, k, "virtio_balloon", key, tcg=tcg),
+                    goals.get(key, ""), tcg=tcg)
         t = {r["driver"]: r for r in thp_rows if r["kernel"] == k}
         if len(t) == 2:
             a = t["vballoon"]["thp_inflated_mib"]
             b = t["virtio_balloon"]["thp_inflated_mib"]
             ratio = a / b if b else float("inf")
-            lines.append("%-22s %-10s %9d %9d %9.2f %9s" %
-                         (k, "THP MiB", a, b, ratio, ">=3"))
-            summary.append(dict(kernel=k, metric="thp_after_inflate_mib",
+            lines.append("%-22s %-6s %-10s %9d %9d %9.2f %9s" %
+                         (k, "", "THP MiB", a, b, ratio, ">=3"))
+            summary.append(dict(kernel=k, tcg="",
+                                metric="thp_after_inflate_mib",
                                 vballoon=a, virtio_balloon=b, ratio=ratio))
         if any(r["kernel"] == k for r in rep_rows):
             # seconds until 90 % of the 512 MiB freed is back with the
@@ -399,9 +509,9 @@ def report(rows, thp_rows, out, rep_rows=(), hint_rows=()):
             # ram.normal-bytes of a migration after 512 MiB were freed;
             # saved: against the same round's control (issue 12: >= 256)
             off = med(hint_rows, k, "off", "normal_mib", "mode")
-            lines.append("%-22s %-10s %9.0f %9s %9s %9s" %
-                         (k, "nohint MiB", off, "-", "-", ""))
-            summary.append(dict(kernel=k, metric="hint_off_sent_mib",
+            lines.append("%-22s %-6s %-10s %9.0f %9s %9s %9s" %
+                         (k, "", "nohint MiB", off, "-", "-", ""))
+            summary.append(dict(kernel=k, tcg="", metric="hint_off_sent_mib",
                                 vballoon=off, virtio_balloon="",
                                 ratio=""))
             row(k, "hint_sent_mib", "hint MiB",
@@ -412,13 +522,88 @@ def report(rows, thp_rows, out, rep_rows=(), hint_rows=()):
                 med(hint_rows, k, "vballoon", "saved_mib", "mode"),
                 med(hint_rows, k, "virtio_balloon", "saved_mib", "mode"),
                 ">=256", "%9.0f")
-    text = "\n".join(lines)
+    if rows:
+        lines.append("goals (ratio): multi-threaded TCG as issue 14 asks; "
+                     "single-threaded: the earlier targets, where issue 14 "
+                     "asks for no regression")
+    write_csv(out / "summary.csv", summary)
+    return "\n".join(lines)
+
+
+def scale_medians(scale_rows):
+    """{(kernel, tcg, guest MiB, driver): (median inflate s/GiB, median
+    deflate s/GiB)} of the scale part, in the order the guests ran."""
+    res = {}
+    for r in scale_rows:
+        key = (r["kernel"], r["tcg"], r["guest_mib"], r["driver"])
+        if key not in res:
+            match = dict(zip(("kernel", "tcg", "guest_mib", "driver"), key))
+            res[key] = (median_of(scale_rows, "inflate_s_per_gib", **match),
+                        median_of(scale_rows, "deflate_s_per_gib", **match))
+    return res
+
+
+def report_scale(scale_rows):
+    """The scale part's table: per kernel and guest size the drivers'
+    median seconds per GiB inflated and deflated, and per kernel how
+    they grew from the smallest guest to the largest (1.00: linear)."""
+    m = scale_medians(scale_rows)
+    hdr = ("%-22s %-6s %5s %-11s %9s %9s %9s" %
+           ("kernel", "tcg", "GiB", "metric", "vballoon", "virtio_b",
+            "ratio"))
+    lines = [hdr, "-" * len(hdr)]
+    guests = list(dict.fromkeys(k[:3] for k in m))
+    for k, tcg in dict.fromkeys(g[:2] for g in guests):
+        mems = sorted(g[2] for g in guests if g[:2] == (k, tcg))
+        for mem in mems:
+            for i, what in enumerate(("infl s/GiB", "defl s/GiB")):
+                a, b = (m.get((k, tcg, mem, d), (float("nan"),) * 2)[i]
+                        for d in DRIVERS)
+                lines.append("%-22s %-6s %5g %-11s %9.2f %9.2f %9.2f" % (
+                    k, tcg, mem / 1024, what, a, b, ratio_of(a, b)))
+        if len(mems) > 1:
+            # s/GiB of the largest guest over the smallest's, per driver
+            g = [ratio_of(m.get((k, tcg, mems[-1], d), (float("nan"),))[0],
+                          m.get((k, tcg, mems[0], d), (float("nan"),))[0])
+                 for d in DRIVERS]
+            lines.append("%-22s %-6s %5s %-11s %9.2f %9.2f %9s" % (
+                k, tcg, "%g/%g" % (mems[-1] / 1024, mems[0] / 1024),
+                "infl growth", g[0], g[1], ""))
+    return "\n".join(lines)
+
+
+def tables(out, args, rows, thp_rows, rep_rows, hint_rows, scale_rows):
+    """The tables of the parts that ran, with what they are medians of:
+    written to table.txt (and summary.csv), returned as text."""
+    texts = []
+    head = []
+    if rows:
+        head.append("Medians over %d rounds, %d MiB balloon, %d MiB guest, "
+                    "2 vCPUs, TCG %s%s; ratio = vballoon / virtio_balloon "
+                    "(same boot)" % (
+                        args.rounds, args.size, args.mem,
+                        " and ".join(tcg_modes(rows)),
+                        ", guest cmdline +'%s'" % args.append
+                        if args.append else ""))
+    if rep_rows or hint_rows:
+        head.append("Reporting (%d MiB guest) and hinting (%d MiB guest, "
+                    "migration at %d MiB/s): medians over %d rounds of %d "
+                    "MiB freed" % (REPORT_GUEST_MIB, HINT_GUEST_MIB,
+                                   HINT_BANDWIDTH // MiB, args.free_rounds,
+                                   FREE_MIB))
+    if rows or thp_rows or rep_rows or hint_rows:
+        texts.append("\n".join(head + [report(rows, thp_rows, out,
+                                               rep_rows, hint_rows)]))
+    if scale_rows:
+        texts.append("Scale: half the guest's RAM inflated and deflated, "
+                     "2 vCPUs, TCG %s; medians over %d rounds of seconds "
+                     "per GiB; ratio = vballoon / virtio_balloon (same "
+                     "boot), growth = s/GiB of the largest guest / the "
+                     "smallest's\n" % (" and ".join(tcg_modes(scale_rows)),
+                                       args.scale_rounds) +
+                     report_scale(scale_rows))
+    text = "\n\n".join(texts)
     (out / "table.txt").write_text(text + "\n")
-    if summary:
-        with open(out / "summary.csv", "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(summary[0]))
-            w.writeheader()
-            w.writerows(summary)
     return text
 
 
@@ -466,9 +651,9 @@ def plot_reporting(series, out):
     return out / "reporting.png" if gnuplot(script) else None
 
 
-def gnuplot_blocks(dat, runs, series):
+def write_blocks(dat, runs, series):
     """Write the (label, x, y) rows of `series` to `dat`, one data block
-    per label of `runs`; returns gnuplot's plot list for them."""
+    per label of `runs`; returns {label: the block's index}."""
     with open(dat, "w") as fh:
         for lb in runs:
             fh.write("# %s\n" % lb)
@@ -476,33 +661,156 @@ def gnuplot_blocks(dat, runs, series):
                 if row[0] == lb:
                     fh.write("%s %s\n" % (row[1], row[2]))
             fh.write("\n\n")
-    return ", ".join("'%s' index %d with lines lw 2 title '%s'" %
-                     (dat, i, lb) for i, lb in enumerate(runs))
+    return {lb: i for i, lb in enumerate(runs)}
 
 
-def plot(series, out):
-    data = out / "series.csv"
-    labels = []
-    with open(data, "w", newline="") as fh:
+def gnuplot_blocks(dat, runs, series):
+    """write_blocks(); returns gnuplot's plot list for the blocks."""
+    index = write_blocks(dat, runs, series)
+    return ", ".join("'%s' index %d with lines lw 2 title %s" %
+                     (dat, i, gq(lb)) for lb, i in index.items())
+
+
+def gq(text):
+    """`text` as a gnuplot string (single quotes: no backslash escapes;
+    with the terminals' noenhanced, no markup either)."""
+    return "'%s'" % text.replace("'", "''")
+
+
+def write_series(series, out):
+    """Every speed move's actual against time as series.csv."""
+    with open(out / "series.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["label", "seconds", "actual_mib"])
-        for row in series:
-            w.writerow(row)
-            if row[0] not in labels:
-                labels.append(row[0])
-    # One block of data per first-round run, for gnuplot's index.
-    runs = [lb for lb in labels if " r1 " in lb]
-    plots = gnuplot_blocks(out / "series.dat", runs, series)
-    script = ("set terminal pngcairo size 1100,700 noenhanced\n"
-              "set output '%s'\n"
-              "set title 'balloon actual (guest RAM) after a 2 GiB target "
-              "change, round 1'\n"
-              "set xlabel 'seconds since QMP balloon'\n"
-              "set ylabel 'actual, MiB'\nset key outside right\n"
-              "set grid\nplot %s\n" % (out / "actual.png", plots))
-    if not runs:
+        w.writerows(series)
+    return "series.csv"
+
+
+def plot_speed(series, rows, out, size_mib):
+    """Per TCG mode, actual-<mode>.png: a panel per kernel (rows) and
+    direction (columns), each with round 1 of both drivers (MiB of guest
+    RAM against seconds since the QMP balloon command) and, on it, the
+    median time ratio vballoon / virtio_balloon of the table.  Returns
+    the names of the PNGs made."""
+    made = []
+    for tcg in tcg_modes(rows):
+        kernels = list(dict.fromkeys(r["kernel"] for r in rows
+                                     if r["tcg"] == tcg))
+        runs = [speed_label(k, tcg, drv, 1, d) for k in kernels
+                for d in ("inflate", "deflate") for drv in DRIVERS]
+        have = {row[0] for row in series}
+        runs = [lb for lb in runs if lb in have]
+        if not runs:
+            continue
+        dat = out / ("series-%s.dat" % tcg)
+        index = write_blocks(dat, runs, series)
+        png = "actual-%s.png" % tcg
+        script = [
+            "set terminal pngcairo size 1500,%d noenhanced font ',11'" %
+            (80 + 420 * len(kernels)),
+            "set output '%s'" % (out / png),
+            "set multiplot layout %d,2 title %s" % (
+                len(kernels),
+                gq("balloon actual (guest RAM) after a %d MiB target "
+                   "change, round 1, %s-threaded TCG (-accel tcg,"
+                   "thread=%s)" % (size_mib, tcg, tcg))),
+            "set grid",
+            "set xlabel 'seconds since QMP balloon'",
+            "set ylabel 'actual, MiB'",
+        ]
+        for k in kernels:
+            for d in ("inflate", "deflate"):
+                key = "%s_s" % d
+                ratio = ratio_of(med(rows, k, "vballoon", key, tcg=tcg),
+                                 med(rows, k, "virtio_balloon", key,
+                                     tcg=tcg))
+                mine = {drv: speed_label(k, tcg, drv, 1, d)
+                        for drv in DRIVERS}
+                mine = {drv: lb for drv, lb in mine.items() if lb in index}
+                ys = [row[2] for row in series if row[0] in mine.values()]
+                if not ys:
+                    script.append("set multiplot next")
+                    continue
+                lo, hi = min(ys), max(ys)
+                span = max(hi - lo, 1)
+                # room for the key and the ratio where no line runs:
+                # above the falling lines of an inflation, below the
+                # rising ones of a deflation
+                if d == "inflate":
+                    yr = (lo - 0.05 * span, hi + 0.4 * span)
+                    where, at = "top", 0.9
+                else:
+                    yr = (lo - 0.4 * span, hi + 0.05 * span)
+                    where, at = "bottom", 0.1
+                rounds = len([r for r in rows if r["kernel"] == k and
+                              r["tcg"] == tcg and r["driver"] == DRIVERS[0]])
+                script += [
+                    "set title %s" % gq(
+                        "%s: %s %d MiB (ratio: median time, %d round%s)" %
+                        (k, d, size_mib, rounds, "s"[:rounds != 1])),
+                    "set yrange [%g:%g]" % yr,
+                    "set key inside %s right box opaque" % where,
+                    "set label 1 %s at graph 0.02, graph %g left "
+                    "font ',13'" % (gq("vballoon / virtio_balloon: %.2f" %
+                                       ratio), at),
+                    "plot " + ", ".join(
+                        "'%s' index %d with lines lw 2 title %s" % (
+                            dat, index[lb], gq(drv))
+                        for drv, lb in mine.items()),
+                ]
+        script += ["unset label 1", "unset multiplot"]
+        if gnuplot("\n".join(script) + "\n"):
+            made.append(png)
+    return made
+
+
+def plot_scale(scale_rows, out):
+    """scale.png: a panel per kernel, inflate seconds per GiB (median)
+    against guest GiB (log2 axis), a line per driver; a flat line is a
+    cost that grows linearly with the size."""
+    m = scale_medians(scale_rows)
+    if not m:
         return None
-    return out / "actual.png" if gnuplot(script) else None
+    runs, series = [], []
+    for (k, tcg, mem, drv), (infl, _) in m.items():
+        lb = "%s %s %s" % (k, tcg, drv)
+        if lb not in runs:
+            runs.append(lb)
+        series.append((lb, mem / 1024, infl))
+    series.sort(key=lambda row: row[1])   # x ascending in each line
+    dat = out / "scale.dat"
+    index = write_blocks(dat, runs, series)
+    panels = list(dict.fromkeys(k[:2] for k in m))
+    mems = sorted({k[2] for k in m})
+    ys = [v[0] for v in m.values() if not math.isnan(v[0])]
+    top = max(ys) * 1.4 if ys else 1
+    script = [
+        "set terminal pngcairo size %d,520 noenhanced font ',11'" %
+        max(900, 100 + 600 * len(panels)),
+        "set output '%s'" % (out / "scale.png"),
+        "set multiplot layout 1,%d title %s" % (len(panels), gq(
+            "inflating half the guest's RAM: seconds per GiB (medians; "
+            "flat = linear cost)")),
+        "set grid",
+        "set logscale x 2",
+        "set xtics (%s)" % ", ".join("'%g' %g" % (mem / 1024, mem / 1024)
+                                     for mem in mems),
+        "set xrange [%g:%g]" % (mems[0] / 1024 / 1.3, mems[-1] / 1024 * 1.3),
+        "set yrange [0:%g]" % top,
+        "set xlabel 'guest RAM, GiB (2 vCPUs)'",
+        "set ylabel 'inflate, seconds per GiB'",
+        "set key inside top right box opaque",
+    ]
+    for k, tcg in panels:
+        script += [
+            "set title %s" % gq("%s, %s-threaded TCG" % (k, tcg)),
+            "plot " + ", ".join(
+                "'%s' index %d with linespoints lw 2 pt 7 title %s" % (
+                    dat, index["%s %s %s" % (k, tcg, drv)], gq(drv))
+                for drv in DRIVERS if "%s %s %s" % (k, tcg, drv) in index),
+        ]
+    script.append("unset multiplot")
+    return "scale.png" if gnuplot("\n".join(script) + "\n") else None
 
 
 def main():
@@ -516,9 +824,17 @@ def main():
     ap.add_argument("--free-every", type=int, default=8,
                     help="the fragmenter frees one page in this many")
     ap.add_argument("--timeout", type=int, default=900)
-    ap.add_argument("--parts", default=",".join(PARTS),
-                    help="what to measure, of %s (default: all)" %
-                    ",".join(PARTS))
+    ap.add_argument("--parts", default=",".join(DEFAULT_PARTS),
+                    help="what to measure, of %s (default: %s)" %
+                    (",".join(PARTS), ",".join(DEFAULT_PARTS)))
+    ap.add_argument("--tcg", default=",".join(TCG_MODES),
+                    help="QEMU TCG thread modes the speed part runs in, "
+                    "a boot each, of %s (default: both); the scale part "
+                    "runs in the first" % ",".join(TCG_MODES))
+    ap.add_argument("--scale-mems", default="1024,2048,4096,8192",
+                    help="guest MiB of the scale part")
+    ap.add_argument("--scale-rounds", type=int, default=3,
+                    help="rounds of the scale part (medians)")
     ap.add_argument("--no-thp", action="store_true",
                     help="leave the THP part out (as --parts without thp)")
     ap.add_argument("--no-reporting", action="store_true",
@@ -544,28 +860,45 @@ def main():
                    ("hinting", args.no_hinting)):
         if off and p in parts:
             parts.remove(p)
+    modes = list(dict.fromkeys(m.strip() for m in args.tcg.split(",")
+                               if m.strip()))
+    if not modes or set(modes) - set(TCG_MODES):
+        ap.error("--tcg %r: use one or both of %s" % (args.tcg,
+                                                      ",".join(TCG_MODES)))
+    try:
+        args.scale_mems = [int(m) for m in args.scale_mems.split(",")
+                           if m.strip()]
+    except ValueError:
+        ap.error("--scale-mems %r: MiB, comma-separated" % args.scale_mems)
+    if not args.scale_mems or min(args.scale_mems) < 256:
+        ap.error("--scale-mems: guests of at least 256 MiB")
 
     out = Path(args.out or (HERE.parent.parent / "results" /
                             time.strftime("bench-%Y%m%d-%H%M%S")))
     out.mkdir(parents=True, exist_ok=True)
     rows, thp_rows, series = [], [], []
     rep_rows, rep_series, hint_rows = [], [], []
+    scale_rows = []
     t0 = time.monotonic()
     for s in args.kernels.split(","):
         kernel = find_kernel(s.strip())
         print("bench: kernel %s" % kernel.release, flush=True)
         if "speed" in parts:
-            speed(kernel, args, rows, series)
+            for tcg in modes:
+                speed(kernel, args, tcg, rows, series)
         if "thp" in parts:
             thp(kernel, args, thp_rows)
         if "reporting" in parts:
             reporting(kernel, args, rep_rows, rep_series)
         if "hinting" in parts:
             hinting(kernel, args, hint_rows)
+        if "scale" in parts:
+            scale(kernel, args, modes[0], scale_rows)
     files = [write_csv(out / "results.csv", rows),
              write_csv(out / "thp.csv", thp_rows),
              write_csv(out / "reporting.csv", rep_rows),
-             write_csv(out / "hinting.csv", hint_rows)]
+             write_csv(out / "hinting.csv", hint_rows),
+             write_csv(out / "scale.csv", scale_rows)]
     if rep_series:
         with open(out / "reporting_series.csv", "w", newline="") as fh:
             w = csv.writer(fh)
@@ -573,24 +906,18 @@ def main():
             w.writerows(rep_series)
         files.append("reporting_series.csv")
     print()
+    print(tables(out, args, rows, thp_rows, rep_rows, hint_rows,
+                 scale_rows))
+    files.append("table.txt")
+    if rows or thp_rows or rep_rows or hint_rows:
+        files.append("summary.csv")
     if rows:
-        print("Medians over %d rounds, %d MiB balloon, %d MiB guest%s; "
-              "ratio = vballoon / virtio_balloon (same boot)" %
-              (args.rounds, args.size, args.mem,
-               ", guest cmdline +'%s'" % args.append if args.append else ""))
-    if rep_rows or hint_rows:
-        print("Reporting (%d MiB guest) and hinting (%d MiB guest, "
-              "migration at %d MiB/s): medians over %d rounds of %d MiB "
-              "freed" % (REPORT_GUEST_MIB, HINT_GUEST_MIB,
-                         HINT_BANDWIDTH // MiB, args.free_rounds, FREE_MIB))
-    print(report(rows, thp_rows, out, rep_rows, hint_rows))
-    files.append("summary.csv")
-    if rows:
-        files.append("series.csv")
-        if plot(series, out):
-            files.append("actual.png")
+        files.append(write_series(series, out))
+        files += plot_speed(series, rows, out, args.size)
     if plot_reporting(rep_series, out):
         files.append("reporting.png")
+    if scale_rows and plot_scale(scale_rows, out):
+        files.append("scale.png")
     print()
     print("bench: %.0f s; results in %s (%s)" % (
         time.monotonic() - t0, out, ", ".join(f for f in files if f)))
