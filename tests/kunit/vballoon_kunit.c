@@ -9,6 +9,7 @@
 #include <linux/build_bug.h>
 #include <linux/limits.h>
 #include <linux/mm.h>
+#include <linux/sched/loadavg.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/string.h>
@@ -307,6 +308,66 @@ static void vbt_descs_for(struct kunit *test)
 	KUNIT_EXPECT_LE(test, VB_FRAMES_PER_DESC, 256U);
 }
 
+/* ---- parallel allocation ---- */
+
+static void vbt_alloc_cpus_auto(struct kunit *test)
+{
+	KUNIT_EXPECT_EQ(test, vb_alloc_cpus_auto(1), 1U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_cpus_auto(2), 2U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_cpus_auto(3), 2U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_cpus_auto(8), 4U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_cpus_auto(64), VB_ALLOC_CPUS_MAX);
+}
+
+#define VBT_LOAD(x)	((unsigned long)(x) * FIXED_1)
+
+static void vbt_alloc_helpers_bounded(struct kunit *test)
+{
+	unsigned long batch = VB_BATCH_DEFAULT;
+
+	/* Off, or a single CPU. */
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(1, 8, 0, batch), 0U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(2, 1, 0, batch), 0U);
+	/* An idle 2-vCPU guest: one helper beside the update work. */
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(2, 2, 0, batch), 1U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(2, 2, FIXED_1 / 2, batch), 1U);
+	/* A loaded one: none. */
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(2, 2, FIXED_1 + 1, batch), 0U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(2, 2, VBT_LOAD(5), batch), 0U);
+	/* No more than the parameter allows, nor than the load leaves. */
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(4, 16, 0, batch), 3U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(8, 8, VBT_LOAD(5), batch), 3U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(8, 8, VBT_LOAD(8), batch), 0U);
+}
+
+static void vbt_alloc_helpers_small_batch(struct kunit *test)
+{
+	/* Every share is at least one 2 MiB block. */
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(8, 8, 0, 1), 0U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(8, 8, 0, VB_BLOCK_PAGES), 0U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(8, 8, 0, 2 * VB_BLOCK_PAGES - 1),
+			0U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(8, 8, 0, 2 * VB_BLOCK_PAGES), 1U);
+	KUNIT_EXPECT_EQ(test, vb_alloc_helpers(8, 8, 0, 4 * VB_BLOCK_PAGES), 3U);
+}
+
+static void vbt_alloc_share(struct kunit *test)
+{
+	unsigned int h;
+
+	KUNIT_EXPECT_EQ(test, vb_alloc_share(VB_BATCH_DEFAULT, 0), 0UL);
+	KUNIT_EXPECT_EQ(test, vb_alloc_share(VB_BATCH_DEFAULT, 1),
+			(unsigned long)VB_BATCH_DEFAULT / 2);
+	/* Whole blocks, and never more than the batch. */
+	for (h = 1; h < VB_ALLOC_CPUS_MAX; h++) {
+		unsigned long want = 5 * VB_BLOCK_PAGES + 17;
+		unsigned long share = vb_alloc_share(want, h);
+
+		KUNIT_EXPECT_EQ(test, share % VB_BLOCK_PAGES, 0UL);
+		KUNIT_EXPECT_LE(test, share * h, want);
+	}
+}
+
 static void vbt_stats_encode_le(struct kunit *test)
 {
 	struct vballoon_stat out[VBALLOON_S_NR];
@@ -583,7 +644,8 @@ static void vbt_counter_keys(struct kunit *test)
 		"report_failures", "hint_cmd_ids", "hint_runs",
 		"hinted_blocks", "hinted_bytes", "hint_alloc_stops",
 		"hint_host_stalls", "hint_shrunk_blocks", "hint_freed_blocks",
-		"oom_waited_pages",
+		"oom_waited_pages", "alloc_parallel_rounds",
+		"alloc_helper_pages",
 	};
 	unsigned int i;
 
@@ -818,6 +880,10 @@ static struct kunit_case vballoon_cases[] = {
 	KUNIT_CASE(vbt_stats_encode_le),
 	KUNIT_CASE(vbt_stats_encode_count),
 	KUNIT_CASE(vbt_descs_for),
+	KUNIT_CASE(vbt_alloc_cpus_auto),
+	KUNIT_CASE(vbt_alloc_helpers_bounded),
+	KUNIT_CASE(vbt_alloc_helpers_small_batch),
+	KUNIT_CASE(vbt_alloc_share),
 	KUNIT_CASE_PARAM(vbt_stats_from_events, vbt_event_stat_gen_params),
 	KUNIT_CASE(vbt_stats_memory_bytes),
 	KUNIT_CASE(vbt_stats_hugetlb_counts),

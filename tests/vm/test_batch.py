@@ -19,6 +19,11 @@ deflate-on-oom=off, so MemTotal counts every ballooned page exactly).
    driver falls back from 2 MiB blocks to small allocations and still
    reaches the target, without an OOM kill or an allocation-failure
    warning.
+3. Parallel allocation: an idle guest shares a large inflation between
+   its two CPUs (alloc_parallel_rounds, alloc_helper_pages) and meets
+   the target exactly; beside a program holding most of the memory an
+   inflation of nearly all that is free still reaches its target with
+   no OOM kill and no allocation-failure warning.
 """
 
 import time
@@ -196,3 +201,68 @@ def test_fragmented_guest_falls_back_to_small_pages(vm):
         vm.check("echo %s > /proc/sys/vm/compaction_proactiveness" %
                  proactive)
 
+
+
+@pytest.mark.skip_debug("the Debian kernels")
+def test_parallel_allocation_under_pressure(vm):
+    """Parallel allocation (alloc_cpus=2 on the 2-vCPU guest): an idle
+    guest shares a large inflation between its CPUs and reaches the
+    target exactly; beside a program holding most of the memory, an
+    inflation that takes nearly all that is left still reaches its
+    target without an OOM kill or an allocation-failure warning, and the
+    program keeps its memory."""
+    dev = vm.load("vballoon", "alloc_cpus=2")
+    base = vm.vballoon_status(dev)
+    assert base["alloc_cpus"] == 2, base
+    total0_kb = vm.meminfo()["MemTotal"]
+    mark = len(vm.console())
+
+    # Idle: shared between the CPUs, exact.
+    size = 768 * MiB
+    vm.set_balloon_size(size)
+    vm.wait_balloon(size)
+    st = _consistent(vm, dev, total0_kb, base, size // PAGE_SIZE)
+    rounds = st["alloc_parallel_rounds"] - base["alloc_parallel_rounds"]
+    helped = st["alloc_helper_pages"] - base["alloc_helper_pages"]
+    print("BATCH-RESULT parallel: %d MiB, %d of %d batches shared, %d MiB "
+          "by the helper, %.2f s allocating, %.2f s waiting for the host" % (
+              size // MiB, rounds, st["requests"] - base["requests"],
+              helped * PAGE_SIZE // MiB,
+              (st["alloc_us"] - base["alloc_us"]) / 1e6,
+              (st["inflate_host_us"] - base["inflate_host_us"]) / 1e6))
+    assert rounds > 0 and helped > 0, \
+        "an idle 2-vCPU guest inflated %d MiB on one CPU: %s" % (
+            size // MiB, st)
+    vm.set_balloon_size(0)
+    vm.wait_balloon(0)
+
+    # Pressure: a program holds all but ~600 MiB, and the balloon takes
+    # all of that but 150 MiB (the driver shares batches only while free
+    # memory covers them twice over, then goes on alone).
+    hold_mib = vm.meminfo()["MemAvailable"] // 1024 - 600
+    start_victim(vm, "memhog", "-r /tmp/memhog.ready -H 600 %d" % hold_mib,
+                 "test -e /tmp/memhog.ready", 900,
+                 "memhog %d to touch its memory" % hold_mib)
+    free_mib = vm.meminfo()["MemFree"] // 1024
+    before = vm.vballoon_status(dev)
+    size = (free_mib - 150) * MiB
+    assert size >= 256 * MiB, "only %d MiB free beside memhog" % free_mib
+    vm.set_balloon_size(size)
+    vm.wait_balloon(size)
+    st = _consistent(vm, dev, total0_kb, base, size // PAGE_SIZE)
+    print("BATCH-RESULT pressure: %d MiB of %d MiB free beside a %d MiB "
+          "program: %d batches shared, %d shortfalls" % (
+              size // MiB, free_mib, hold_mib,
+              st["alloc_parallel_rounds"] - before["alloc_parallel_rounds"],
+              st["alloc_shortfalls"] - before["alloc_shortfalls"]))
+    rc, out = vm.run("pidof memhog")
+    assert rc == 0 and out.strip(), "memhog is gone (OOM-killed?)"
+    text = vm.console()[mark:] + vm.dmesg()
+    bad = [ln for ln in text.splitlines()
+           if ALLOC_FAILURE in ln or any(p in ln for p in OOM_PATTERNS)]
+    assert not bad, "parallel inflation under pressure:\n" + "\n".join(bad)
+    vm.set_balloon_size(0)
+    vm.wait_balloon(0)
+    vm.run("killall -USR1 memhog")
+    wait_victim_exit(vm, "memhog")
+    _consistent(vm, dev, total0_kb, base, 0)

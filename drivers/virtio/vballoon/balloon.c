@@ -97,66 +97,6 @@ VISIBLE_IF_KUNIT unsigned int vb_next_backoff(unsigned int backoff_ms)
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_next_backoff);
 
-/*
- * One free block of 2^@order pages, split into order-0 pages on @list.
- * No reclaim or compaction for it: when none is free, a smaller order is
- * next.  Returns the pages added, 0 if none.
- */
-static unsigned long vb_alloc_chunk(struct list_head *list, unsigned int order)
-{
-	gfp_t gfp = (balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) |
-		    __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC;
-	unsigned long i, nr = 1UL << order;
-	struct page *page;
-
-	page = alloc_pages(gfp, order);
-	if (!page)
-		return 0;
-	split_page(page, order);
-	/* Tail first: the balloon list is LIFO, so deflation walks up. */
-	for (i = 0; i < nr; i++)
-		list_add(&page[i].lru, list);
-	return nr;
-}
-
-/*
- * Allocate up to @want pages onto @list, largest free blocks first: a
- * 2 MiB block lets the host drop a whole huge page, and a smaller block
- * still spoils fewer of them than the same memory in scattered pages.
- * An order that failed is not tried again in this round.  Single pages
- * come last, with light reclaim.  Never triggers the OOM killer or
- * allocation-failure warnings.
- */
-static unsigned long vb_alloc_pages(struct vballoon *vb, struct list_head *list,
-				    unsigned long want)
-{
-	unsigned int order = vb->huge_blocks ? VB_BLOCK_ORDER : 0;
-	unsigned long got = 0, n;
-	struct page *page;
-
-	while (got < want) {
-		while (order && (1UL << order) > want - got)
-			order--;
-		if (order) {
-			n = vb_alloc_chunk(list, order);
-			if (!n) {
-				order--;
-				continue;
-			}
-			got += n;
-			if (order == VB_BLOCK_ORDER)
-				vb_count(vb, VB_CNT_INFLATED_BLOCKS, 1);
-			continue;
-		}
-		page = balloon_page_alloc();
-		if (!page)
-			break;
-		list_add(&page->lru, list);
-		got++;
-	}
-	return got;
-}
-
 unsigned long vb_read_target(struct vballoon *vb)
 {
 	u32 num_frames;
@@ -176,7 +116,10 @@ void vb_report_actual(struct vballoon *vb)
 	u32 actual, seen;
 
 	mutex_lock(&vb->actual_lock);
-	actual = vb_actual_frames(vb_balloon_pages(vb), VB_FRAME_SHIFT);
+	/* Pages the host has not answered for yet are not in it. */
+	actual = vb_actual_frames(vb_balloon_pages(vb) -
+				  atomic_long_read(&vb->inflate_inflight),
+				  VB_FRAME_SHIFT);
 	virtio_cread_le(vb->vdev, struct vballoon_config, actual, &seen);
 	if (seen != actual)
 		virtio_cwrite_le(vb->vdev, struct vballoon_config, actual,
@@ -341,36 +284,81 @@ static unsigned long vb_dequeue(struct vballoon *vb, struct list_head *pages,
 }
 
 /*
+ * Wait until the host has answered @req, an inflation sent earlier, and
+ * put its pages on the balloon list, where compaction and deflation can
+ * reach them.  If the host broke or was given up on instead, the pages
+ * stay the balloon's until the device is reset.
+ */
+static void vb_inflate_retire(struct vballoon *vb, struct vb_req *req)
+{
+	unsigned long n = req->nr_pages;
+	struct page *page, *next;
+
+	lockdep_assert_held(&vb->inflate_lock);
+	if (!n)
+		return;
+	if (vb_settle(vb, req, MAX_SCHEDULE_TIMEOUT)) {
+		vb_to_limbo(vb, &req->pages, n);
+	} else {
+		list_for_each_entry_safe(page, next, &req->pages, lru) {
+			list_del(&page->lru);
+			balloon_page_enqueue(&vb->b_dev_info, page);
+		}
+		vb_count(vb, VB_CNT_INFLATED_PAGES, n);
+	}
+	req->nr_pages = 0;
+	atomic_long_sub(n, &vb->inflate_inflight);
+}
+
+/*
+ * Wait for every inflation still with the host, oldest first, so that
+ * all of the balloon's pages are on its list (or in limbo).  The update
+ * work calls it before it deflates or goes idle, teardown before it
+ * empties the balloon.
+ */
+void vb_inflate_settle(struct vballoon *vb)
+{
+	unsigned int i;
+
+	mutex_lock(&vb->inflate_lock);
+	for (i = 0; i < VB_INFLATE_SLOTS; i++)
+		vb_inflate_retire(vb, &vb->inflate_req[(vb->inflate_next + i) %
+						       VB_INFLATE_SLOTS]);
+	mutex_unlock(&vb->inflate_lock);
+}
+
+/*
  * Inflate by up to @want pages (at most one batch).  The pages are
- * allocated before any lock is taken, marked offline, sent, and only put
- * on the balloon list (where compaction and deflation can reach them)
- * once the host has answered.  Returns the number of pages added.
+ * allocated before any lock is taken, marked offline and sent; the host
+ * discards them while the caller allocates the next batch.  They go on
+ * the balloon list once the host has answered (vb_inflate_retire(): when
+ * their slot is needed again, or by vb_inflate_settle()).  Returns the
+ * number of pages sent.
  */
 static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 {
-	struct vb_req *req = &vb->inflate_req;
 	struct page *page, *next;
 	unsigned int frames = 0;
 	unsigned long taken = 0;
 	u64 start = ktime_get_ns();
+	struct vb_req *req;
 	LIST_HEAD(pages);
 	int err;
 
 	want = min_t(unsigned long, want, vb->batch_pages);
 	WRITE_ONCE(vb->inflater, current);
-	vb_alloc_pages(vb, &pages, want);
+	vb_alloc_batch(vb, &pages, want);
 	WRITE_ONCE(vb->inflater, NULL);
 	vb_count(vb, VB_CNT_ALLOC_US,
 		 div_u64(ktime_get_ns() - start, NSEC_PER_USEC));
 
 	mutex_lock(&vb->inflate_lock);
+	req = &vb->inflate_req[vb->inflate_next];
+	/* Its frame array is reused: the host must have answered it. */
+	vb_inflate_retire(vb, req);
 	/* Pages just deflated may be among ours: the host hears that first. */
-	if (vb_wait_deflates(vb)) {
-		list_for_each_entry_safe(page, next, &pages, lru)
-			vb_drop_new_page(page);
-		mutex_unlock(&vb->inflate_lock);
-		return 0;
-	}
+	if (vb_wait_deflates(vb))
+		goto drop_pages;
 	list_for_each_entry_safe(page, next, &pages, lru) {
 		if (vb_encode_pfns(vb->vdev, req->pfns + frames,
 				   page_to_pfn(page), VB_FRAME_SHIFT)) {
@@ -386,13 +374,9 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 		taken++;
 	}
 
-	err = vb_send(vb, req, frames, true, MAX_SCHEDULE_TIMEOUT);
-	if (err == -ENODEV) {
-		list_for_each_entry_safe(page, next, &pages, lru)
-			vb_drop_new_page(page);
-		mutex_unlock(&vb->inflate_lock);
-		return 0;
-	}
+	err = vb_send(vb, req, frames, false, MAX_SCHEDULE_TIMEOUT);
+	if (err == -ENODEV)
+		goto drop_pages;
 	vb_take(vb, &pages, taken);
 	if (err) {
 		/* The host may discard these yet: keep them until reset. */
@@ -400,16 +384,21 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 		mutex_unlock(&vb->inflate_lock);
 		return 0;
 	}
-	list_for_each_entry_safe(page, next, &pages, lru) {
-		list_del(&page->lru);
-		balloon_page_enqueue(&vb->b_dev_info, page);
-	}
+	list_splice_init(&pages, &req->pages);
+	req->nr_pages = taken;
+	atomic_long_add(taken, &vb->inflate_inflight);
+	vb->inflate_next = (vb->inflate_next + 1) % VB_INFLATE_SLOTS;
 	mutex_unlock(&vb->inflate_lock);
 
-	vb_count(vb, VB_CNT_INFLATED_PAGES, taken);
 	if (taken < want)
 		vb_count(vb, VB_CNT_ALLOC_SHORTFALLS, 1);
 	return taken;
+
+drop_pages:
+	list_for_each_entry_safe(page, next, &pages, lru)
+		vb_drop_new_page(page);
+	mutex_unlock(&vb->inflate_lock);
+	return 0;
 }
 
 /*
@@ -524,6 +513,7 @@ static bool vb_list_empty(struct vballoon *vb)
  */
 void vb_deflate_all(struct vballoon *vb)
 {
+	vb_inflate_settle(vb);
 	mutex_lock(&vb->migrate_lock);
 	mutex_unlock(&vb->migrate_lock);
 
@@ -548,7 +538,9 @@ void vb_deflate_all(struct vballoon *vb)
  */
 void vb_free_after_reset(struct vballoon *vb)
 {
+	struct vb_req *req;
 	unsigned long n;
+	unsigned int i;
 	LIST_HEAD(pages);
 
 	mutex_lock(&vb->migrate_lock);
@@ -557,7 +549,18 @@ void vb_free_after_reset(struct vballoon *vb)
 	mutex_unlock(&vb->migrate_lock);
 
 	mutex_lock(&vb->inflate_lock);
-	vb_req_reset(&vb->inflate_req);
+	for (i = 0; i < VB_INFLATE_SLOTS; i++) {
+		req = &vb->inflate_req[i];
+		vb_req_reset(req);
+		/* Settled before the reset; a reset device forgot them anyway. */
+		if (req->nr_pages) {
+			atomic_long_sub(req->nr_pages, &vb->inflate_inflight);
+			vb_count(vb, VB_CNT_UNTOLD_PAGES, req->nr_pages);
+			vb_give_back(vb, &req->pages, req->nr_pages);
+			req->nr_pages = 0;
+		}
+	}
+	vb->inflate_next = 0;
 	mutex_unlock(&vb->inflate_lock);
 
 	mutex_lock(&vb->deflate_lock);
@@ -607,6 +610,12 @@ void vb_update_work_fn(struct work_struct *work)
 	diff = vb_pages_diff(vb_read_target(vb), vb_balloon_pages(vb));
 	if (diff > 0)
 		hold = vb_hold_remaining(vb);
+	/*
+	 * Only a continuing inflation leaves batches with the host; before
+	 * anything else the balloon's pages must all be on its list.
+	 */
+	if (diff <= 0 || hold)
+		vb_inflate_settle(vb);
 	if (hold) {
 		/* Memory was just given back: do not take it straight again. */
 		delay = hold;
@@ -615,6 +624,7 @@ void vb_update_work_fn(struct work_struct *work)
 		done = vb_inflate(vb, want);
 		/* The back-off is the update work's alone: no lock. */
 		if (done < want) {
+			vb_inflate_settle(vb);
 			vb->backoff_ms = vb_next_backoff(vb->backoff_ms);
 			delay = msecs_to_jiffies(vb->backoff_ms);
 		} else {
@@ -715,9 +725,12 @@ static int vb_migratepage(struct balloon_dev_info *info,
 
 int vb_balloon_init(struct vballoon *vb)
 {
+	unsigned int i;
 	int err;
 
 	mutex_init(&vb->inflate_lock);
+	atomic_long_set(&vb->inflate_inflight, 0);
+	vb->inflate_next = 0;
 	mutex_init(&vb->deflate_lock);
 	mutex_init(&vb->migrate_lock);
 	mutex_init(&vb->actual_lock);
@@ -733,10 +746,12 @@ int vb_balloon_init(struct vballoon *vb)
 	vb->b_dev_info.migratepage = vb_migratepage;
 #endif
 
-	err = vb_req_alloc(&vb->inflate_req, &vb->inflate_q,
-			   vb->batch_pages * VB_FRAMES_PER_PAGE);
-	if (err)
-		goto err_free;
+	for (i = 0; i < VB_INFLATE_SLOTS; i++) {
+		err = vb_req_alloc(&vb->inflate_req[i], &vb->inflate_q,
+				   vb->batch_pages * VB_FRAMES_PER_PAGE);
+		if (err)
+			goto err_free;
+	}
 	err = vb_req_alloc(&vb->deflate_req, &vb->deflate_q,
 			   vb->batch_pages * VB_FRAMES_PER_PAGE);
 	if (err)
@@ -758,8 +773,11 @@ err_free:
 
 void vb_balloon_free(struct vballoon *vb)
 {
+	unsigned int i;
+
 	vb_req_free(&vb->migrate_out);
 	vb_req_free(&vb->migrate_in);
 	vb_req_free(&vb->deflate_req);
-	vb_req_free(&vb->inflate_req);
+	for (i = 0; i < VB_INFLATE_SLOTS; i++)
+		vb_req_free(&vb->inflate_req[i]);
 }

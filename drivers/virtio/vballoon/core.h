@@ -10,6 +10,7 @@
 
 #include <linux/atomic.h>
 #include <linux/balloon_compaction.h>
+#include <linux/completion.h>
 #include <linux/log2.h>
 #include <linux/mutex.h>
 #include <linux/notifier.h>
@@ -52,6 +53,15 @@
  * skips (and never returns) an inflate descriptor holding more.
  */
 #define VB_FRAMES_PER_DESC	256U
+
+/* Most CPUs that allocate one inflation batch together (alloc.c). */
+#define VB_ALLOC_CPUS_MAX	8U
+
+/*
+ * Inflate requests in flight at once: one with the host while the next
+ * batch is allocated.
+ */
+#define VB_INFLATE_SLOTS	2U
 
 /* Limits of the oom_pages parameter, in guest pages. */
 #define VB_OOM_MIN		1U
@@ -132,6 +142,9 @@ enum vb_counter {
 	VB_CNT_OOM_WAITED_PAGES,	/* pages others gave back to a waiting
 					 * OOM notifier (reported as freed)
 					 */
+	/* Parallel allocation (alloc.c). */
+	VB_CNT_ALLOC_PARALLEL_ROUNDS,	/* batches allocated on several CPUs */
+	VB_CNT_ALLOC_HELPER_PAGES,	/* pages the helper CPUs allocated */
 	VB_CNT_NR
 };
 
@@ -305,11 +318,40 @@ struct vb_queue {
 };
 
 /*
+ * A share of an inflation batch that a helper allocates on another CPU
+ * (alloc.c).  @vb, @work and @done are set at probe; the rest is
+ * written by the update work before it queues the job and read back
+ * after @done, the helper writing @pages and @got in between.
+ */
+struct vb_alloc_job {
+	struct vballoon *vb;
+	struct work_struct work;
+	struct completion done;
+	struct list_head pages;
+	unsigned long want;
+	unsigned long got;
+};
+
+/*
+ * Parallel allocation.  @cpus (1: off) and @wq are set at probe and
+ * read-only afterwards; @jobs, @last_cpus and @last_end (the CPUs that
+ * allocated the last batch, and when it ended, in jiffies) are used by
+ * the update work alone, which never runs twice at once, so no lock.
+ */
+struct vb_alloc {
+	unsigned int cpus;
+	struct workqueue_struct *wq;
+	struct vb_alloc_job jobs[VB_ALLOC_CPUS_MAX - 1];
+	unsigned int last_cpus;
+	unsigned long last_end;
+};
+
+/*
  * Locks, outermost first; none is held across a page allocation that
  * can reclaim, and none but the owner's request mutex across a wait for
  * the host:
  *
- *   @inflate_lock   the inflate request (the update work inflating)
+ *   @inflate_lock   the inflate requests (the update work inflating)
  *   @deflate_lock   the deflate request; taken by
  *                   the update work, the OOM notifier and teardown, only
  *                   tried by the shrinker
@@ -388,10 +430,23 @@ struct vballoon {
 	 */
 	struct work_struct config_work;
 
+	/*
+	 * Inflation is pipelined: a batch is sent without waiting for the
+	 * host, and the next one is allocated while the host discards it.
+	 * Up to VB_INFLATE_SLOTS requests are in flight, their pages on
+	 * their request's @pages until the host answers; @inflate_next is
+	 * the slot the next batch goes to (the oldest in flight, if any).
+	 * @inflate_inflight counts the pages sent and not yet answered:
+	 * they are in @num_pages but not yet in "actual".
+	 */
 	struct mutex inflate_lock;	/* see the lock list above */
-	struct vb_req inflate_req;	/* protected by @inflate_lock */
+	struct vb_req inflate_req[VB_INFLATE_SLOTS]; /* protected by @inflate_lock */
+	unsigned int inflate_next;	/* protected by @inflate_lock */
+	atomic_long_t inflate_inflight;
 	/* Only the update work, which never runs twice at once, uses it. */
 	unsigned int backoff_ms;
+	/* Helpers allocating inflation batches; see struct vb_alloc. */
+	struct vb_alloc alloc;
 	/*
 	 * The task allocating pages to inflate, while it does: reclaim it
 	 * causes must not have the shrinker give pages straight back.
@@ -476,6 +531,7 @@ extern bool vb_param_extended_stats;
 extern bool vb_param_free_page_reporting;
 extern unsigned int vb_param_reporting_order;
 extern bool vb_param_free_page_hinting;
+extern unsigned int vb_param_alloc_cpus;
 
 /*
  * Pure helpers: static unless KUnit is on, then exported to the KUnit
@@ -507,6 +563,10 @@ unsigned int vb_stats_encode(struct virtio_device *vdev,
 			     struct vballoon_stat *out,
 			     const u64 vals[VBALLOON_S_NR], unsigned int nr);
 unsigned int vb_descs_for(unsigned int nr_frames);
+unsigned int vb_alloc_cpus_auto(unsigned int online);
+unsigned int vb_alloc_helpers(unsigned int cpus, unsigned int online,
+			      unsigned long load, unsigned long want);
+unsigned long vb_alloc_share(unsigned long want, unsigned int helpers);
 extern const char * const vb_counter_keys[VB_CNT_NR];
 void vb_free_page_policy(bool init_on_free, bool poisoning, bool dev_poison,
 			 bool dev_reporting, bool want_reporting,
@@ -533,6 +593,12 @@ int vb_wait_deflates(struct vballoon *vb);
 bool vb_stopping(struct vballoon *vb);
 void vb_lose_host(struct vballoon *vb, const char *why);
 
+/* alloc.c */
+void vb_alloc_init(struct vballoon *vb);
+void vb_alloc_free(struct vballoon *vb);
+unsigned long vb_alloc_batch(struct vballoon *vb, struct list_head *list,
+			     unsigned long want);
+
 /* balloon.c */
 int vb_balloon_init(struct vballoon *vb);
 void vb_balloon_free(struct vballoon *vb);
@@ -542,6 +608,7 @@ void vb_target_changed(struct vballoon *vb);
 void vb_config_work_fn(struct work_struct *work);
 unsigned long vb_deflate(struct vballoon *vb, unsigned long want,
 			 long timeout);
+void vb_inflate_settle(struct vballoon *vb);
 void vb_deflate_all(struct vballoon *vb);
 void vb_free_after_reset(struct vballoon *vb);
 void vb_report_actual(struct vballoon *vb);

@@ -51,6 +51,8 @@ VISIBLE_IF_KUNIT const char * const vb_counter_keys[VB_CNT_NR] = {
 	[VB_CNT_HINT_SHRUNK_BLOCKS] = "hint_shrunk_blocks",
 	[VB_CNT_HINT_FREED_BLOCKS] = "hint_freed_blocks",
 	[VB_CNT_OOM_WAITED_PAGES] = "oom_waited_pages",
+	[VB_CNT_ALLOC_PARALLEL_ROUNDS] = "alloc_parallel_rounds",
+	[VB_CNT_ALLOC_HELPER_PAGES] = "alloc_helper_pages",
 };
 EXPORT_SYMBOL_IF_KUNIT(vb_counter_keys);
 
@@ -64,6 +66,9 @@ static int vb_status_show(struct seq_file *m, void *unused)
 	seq_printf(m, "batch_pages %u\n", vb->batch_pages);
 	seq_printf(m, "oom_pages %u\n", vb->oom_pages);
 	seq_printf(m, "huge_blocks %d\n", vb->huge_blocks);
+	seq_printf(m, "alloc_cpus %u\n", vb->alloc.cpus);
+	seq_printf(m, "inflight_pages %ld\n",
+		   atomic_long_read(&vb->inflate_inflight));
 	seq_printf(m, "must_tell_host %d\n", vb->must_tell_host);
 	seq_printf(m, "stats_vq %d\n", vb->has_stats);
 	seq_printf(m, "deflate_on_oom %d\n", vb->deflate_on_oom);

@@ -51,6 +51,11 @@ module_param_named(free_page_hinting, vb_param_free_page_hinting, bool, 0644);
 MODULE_PARM_DESC(free_page_hinting,
 		 "Tell the host which memory is free during a live migration when the device offers it (VIRTIO_BALLOON_F_FREE_PAGE_HINT), so that it is not sent (default on)");
 
+unsigned int vb_param_alloc_cpus;
+module_param_named(alloc_cpus, vb_param_alloc_cpus, uint, 0644);
+MODULE_PARM_DESC(alloc_cpus,
+		 "CPUs that allocate a large inflation together, idle ones only and never while memory is short (0: auto, half the online CPUs, 2 to 8; 1: one CPU, off)");
+
 /* @val if within [@lo, @hi], else @dflt. */
 VISIBLE_IF_KUNIT unsigned int vb_clamp_param(unsigned int val, unsigned int lo,
 					     unsigned int hi, unsigned int dflt)
@@ -86,6 +91,9 @@ static void vb_read_params(struct vballoon *vb)
 					    VB_OOM_MIN, VB_OOM_MAX,
 					    VB_OOM_DEFAULT);
 	vb->huge_blocks = READ_ONCE(vb_param_huge_blocks);
+	vb->alloc.cpus = vb_param_or_default(vb, "alloc_cpus",
+					     READ_ONCE(vb_param_alloc_cpus),
+					     0, VB_ALLOC_CPUS_MAX, 0);
 	vb->stats_tags = READ_ONCE(vb_param_extended_stats) ?
 			 VBALLOON_S_NR : VBALLOON_S_OOM_KILL;
 }
@@ -287,6 +295,7 @@ static int vb_probe(struct virtio_device *vdev)
 	err = vb_balloon_init(vb);
 	if (err)
 		goto err_free_vb;
+	vb_alloc_init(vb);
 	vb_debugfs_add(vb);
 
 	err = vb_stats_init(vb);
@@ -300,11 +309,11 @@ static int vb_probe(struct virtio_device *vdev)
 	/* Userspace may let the balloon keep an autosleeping guest awake. */
 	device_set_wakeup_capable(&vdev->dev, true);
 	dev_info(&vdev->dev,
-		 "vballoon ready: must-tell-host %s, stats %s (%u tags), deflate-on-oom %s, autodeflate %s, %u pages per request, free page reporting %s, page poison %s, free page hinting %s\n",
+		 "vballoon ready: must-tell-host %s, stats %s (%u tags), deflate-on-oom %s, autodeflate %s, %u pages per request, %u allocating CPUs, free page reporting %s, page poison %s, free page hinting %s\n",
 		 str_on_off(vb->must_tell_host), str_on_off(vb->has_stats),
 		 vb->stats_tags, str_on_off(vb->deflate_on_oom),
 		 vb_autodeflate_name(vb->autodeflate), vb->batch_pages,
-		 vb_report_state_name(vb->rep.state),
+		 vb->alloc.cpus, vb_report_state_name(vb->rep.state),
 		 str_on_off(vb->page_poison),
 		 vb_hint_state_name(vb->hint.state));
 	return 0;
@@ -313,6 +322,7 @@ err_free_stats:
 	vb_stats_free(vb);
 err_remove_debugfs:
 	vb_debugfs_remove(vb);
+	vb_alloc_free(vb);
 	vb_balloon_free(vb);
 err_free_vb:
 	vdev->priv = NULL;
@@ -328,6 +338,7 @@ static void vb_remove(struct virtio_device *vdev)
 	device_set_wakeup_capable(&vdev->dev, false);
 	vb_stats_free(vb);
 	vb_debugfs_remove(vb);
+	vb_alloc_free(vb);
 	vb_balloon_free(vb);
 	vdev->priv = NULL;
 	kfree(vb);
