@@ -69,7 +69,7 @@ from harness import host, migration  # noqa: E402
 from harness.console import find_bad_lines  # noqa: E402
 from harness.errors import WaitTimeout  # noqa: E402
 from harness.kernels import find_kernel  # noqa: E402
-from harness.units import MiB  # noqa: E402
+from harness.units import PAGE_SIZE, MiB  # noqa: E402
 from harness.vm import make_vm  # noqa: E402
 from harness.workloads import finish_hog, start_hog  # noqa: E402
 
@@ -158,17 +158,36 @@ def bad_console(vm):
 def inflate_where(st0, st1):
     """vballoon's share of an inflation from its debugfs counters before
     (`st0`) and after (`st1`): (seconds allocating and zeroing, seconds
-    in the host, text for the progress line); nan and "" for other
-    drivers."""
+    the driver still waited for the host once the pipeline had
+    overlapped what it could, text for the progress line); nan and ""
+    for other drivers."""
     if not st1:
         return float("nan"), float("nan"), ""
     alloc_s = (st1["alloc_us"] - st0["alloc_us"]) / 1e6
     host_s = (st1["inflate_host_us"] - st0["inflate_host_us"]) / 1e6
     return alloc_s, host_s, (
-        " [inflate: %.2f s allocating+zeroing, %.2f s in the host, %d "
-        "requests, %d 2 MiB blocks]" % (
-            alloc_s, host_s, st1["requests"] - st0["requests"],
+        " [inflate: %.2f s allocating+zeroing (%d of %d batches shared "
+        "between CPUs), %.2f s waiting for the host, %d 2 MiB blocks]" % (
+            alloc_s, st1.get("alloc_parallel_rounds", 0) -
+            st0.get("alloc_parallel_rounds", 0),
+            st1["requests"] - st0["requests"], host_s,
             st1["inflated_blocks"] - st0["inflated_blocks"]))
+
+
+def deflate_where(st1, st2):
+    """vballoon's deflation from its counters before (`st1`) and after
+    (`st2`): (seconds waiting for the host, microseconds of that per
+    4 KiB frame: the host's per-frame floor, since the guest's own work
+    of freeing pages overlaps it), text; nan and "" for other
+    drivers."""
+    if not st2:
+        return float("nan"), float("nan"), ""
+    host_s = (st2["deflate_host_us"] - st1["deflate_host_us"]) / 1e6
+    frames = (st2["deflated_pages"] - st1["deflated_pages"]) * \
+        (PAGE_SIZE // 4096)
+    per = host_s * 1e6 / frames if frames else float("nan")
+    return host_s, per, " [deflate: %.2f s waiting for the host, %.2f us " \
+        "per frame]" % (host_s, per)
 
 
 def speed_label(release, tcg, drv, r, direction):
@@ -194,8 +213,11 @@ def speed(kernel, args, tcg, rows, series):
                 td, cd = move(vm, vm.ram_bytes, series,
                               speed_label(kernel.release, tcg, drv, r,
                                           "deflate"), args.timeout)
+                st2 = vb_status(vm, drv, dev)
                 vm.unload(drv)
                 alloc_s, host_s, where = inflate_where(st0, st1)
+                dhost_s, dper_us, dwhere = deflate_where(st1, st2)
+                where += dwhere
                 print("  %-6s %-6s %-15s round %d: inflate %.2f s (cpu "
                       "%.2f s), deflate %.2f s (cpu %.2f s)%s" %
                       (kernel.series, tcg, drv, r, ti, ci, td, cd, where),
@@ -207,7 +229,9 @@ def speed(kernel, args, tcg, rows, series):
                                                              1024),
                                  deflate_s=td, deflate_cpu_s=cd,
                                  inflate_alloc_s=alloc_s,
-                                 inflate_host_s=host_s))
+                                 inflate_host_s=host_s,
+                                 deflate_host_s=dhost_s,
+                                 deflate_host_us_per_frame=dper_us))
         bad = bad_console(vm)
         if bad:
             print("  WARNING: console complaints:\n    " + "\n    ".join(bad))
@@ -485,6 +509,18 @@ def report(rows, thp_rows, out, rep_rows=(), hint_rows=()):
                 row(k, key, what, med(rows, k, "vballoon", key, tcg=tcg),
                     med(rows, k, "virtio_balloon", key, tcg=tcg),
                     goals.get(key, ""), tcg=tcg)
+            # vballoon only: where its time went (debugfs), and the
+            # host's time per deflated frame, the floor deflation stands on
+            for key, what in (("inflate_alloc_s", "vb alloc s"),
+                              ("inflate_host_s", "vb i-host s"),
+                              ("deflate_host_s", "vb d-host s"),
+                              ("deflate_host_us_per_frame", "us/frame")):
+                a = med(rows, k, "vballoon", key, tcg=tcg)
+                lines.append("%-22s %-6s %-10s %9.2f %9s %9s %9s" %
+                             (k, tcg, what, a, "-", "-", ""))
+                summary.append(dict(kernel=k, tcg=tcg, metric=key,
+                                    vballoon=a, virtio_balloon="",
+                                    ratio=""))
         t = {r["driver"]: r for r in thp_rows if r["kernel"] == k}
         if len(t) == 2:
             a = t["vballoon"]["thp_inflated_mib"]
