@@ -113,13 +113,18 @@ unsigned long vb_balloon_pages(struct vballoon *vb)
 
 void vb_report_actual(struct vballoon *vb)
 {
+	long pages;
 	u32 actual, seen;
 
 	mutex_lock(&vb->actual_lock);
-	/* Pages the host has not answered for yet are not in it. */
-	actual = vb_actual_frames(vb_balloon_pages(vb) -
-				  atomic_long_read(&vb->inflate_inflight),
-				  VB_FRAME_SHIFT);
+	/*
+	 * Pages the host has not answered for yet are not in it.  The two
+	 * counts move separately; a read between the steps of an inflation
+	 * must not wrap.
+	 */
+	pages = (long)vb_balloon_pages(vb) -
+		atomic_long_read(&vb->inflate_inflight);
+	actual = vb_actual_frames(max(pages, 0L), VB_FRAME_SHIFT);
 	virtio_cread_le(vb->vdev, struct vballoon_config, actual, &seen);
 	if (seen != actual)
 		virtio_cwrite_le(vb->vdev, struct vballoon_config, actual,
