@@ -70,6 +70,17 @@ def _consistent(vm, dev, total0_kb, base, pages):
     return st
 
 
+def _assert_survived(vm, mark, prog, what):
+    """`prog` still runs, and since console offset `mark` the guest has
+    logged no OOM kill and no allocation-failure warning."""
+    rc, out = vm.run("pidof %s" % prog)
+    assert rc == 0 and out.strip(), "%s is gone (OOM-killed?)" % prog
+    text = vm.console()[mark:] + vm.dmesg()
+    bad = [ln for ln in text.splitlines()
+           if ALLOC_FAILURE in ln or any(p in ln for p in OOM_PATTERNS)]
+    assert not bad, "%s:\n%s" % (what, "\n".join(bad))
+
+
 def test_large_batches_every_page_once(vm):
     dev = vm.load("vballoon", "batch_pages=%d" % BATCH_MAX)
     base = vm.vballoon_status(dev)
@@ -186,12 +197,7 @@ def test_fragmented_guest_falls_back_to_small_pages(vm):
     assert small * PAGE_SIZE >= 64 * MiB, \
         "only %d pages of %d came from below 2 MiB blocks: the fallback " \
         "was not exercised" % (small, inflated)
-    rc, out = vm.run("pidof frag")
-    assert rc == 0 and out.strip(), "frag is gone (OOM-killed?)"
-    text = vm.console()[mark:] + vm.dmesg()
-    bad = [ln for ln in text.splitlines()
-           if ALLOC_FAILURE in ln or any(p in ln for p in OOM_PATTERNS)]
-    assert not bad, "while inflating a fragmented guest:\n" + "\n".join(bad)
+    _assert_survived(vm, mark, "frag", "while inflating a fragmented guest")
     vm.check("kill $(pidof frag)")
     wait_victim_exit(vm, "frag")
     vm.set_balloon_size(0)
@@ -255,12 +261,7 @@ def test_parallel_allocation_under_pressure(vm):
               size // MiB, free_mib, hold_mib,
               st["alloc_parallel_rounds"] - before["alloc_parallel_rounds"],
               st["alloc_shortfalls"] - before["alloc_shortfalls"]))
-    rc, out = vm.run("pidof memhog")
-    assert rc == 0 and out.strip(), "memhog is gone (OOM-killed?)"
-    text = vm.console()[mark:] + vm.dmesg()
-    bad = [ln for ln in text.splitlines()
-           if ALLOC_FAILURE in ln or any(p in ln for p in OOM_PATTERNS)]
-    assert not bad, "parallel inflation under pressure:\n" + "\n".join(bad)
+    _assert_survived(vm, mark, "memhog", "parallel inflation under pressure")
     vm.set_balloon_size(0)
     vm.wait_balloon(0)
     vm.run("killall -USR1 memhog")
