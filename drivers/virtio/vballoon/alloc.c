@@ -19,13 +19,19 @@
  *  - helpers never reclaim (blocks and single pages without
  *    __GFP_RECLAIM), so they never enter the shrinkers or the OOM path;
  *    only the update work's own share may reclaim lightly;
- *  - the update work waits at most VB_ALLOC_WAIT_MS for a helper that has
- *    not started, then cancels it.
+ *  - helpers go to housekeeping CPUs (not isolated ones), starting
+ *    after the CPU the last batch started at;
+ *  - the update work waits VB_ALLOC_WAIT_MS in all for helpers to finish;
+ *    one that has not started by then is cancelled, one that has is
+ *    waited for (it never sleeps in reclaim).  What helpers could not
+ *    allocate without reclaim the update work makes up on its own.
  */
 
 #include <linux/gfp.h>
 #include <linux/jiffies.h>
 #include <linux/mm.h>
+#include <linux/cpu.h>
+#include <linux/sched/isolation.h>
 #include <linux/sched/loadavg.h>
 #include <linux/smp.h>
 #include <linux/vmstat.h>
@@ -94,6 +100,13 @@ VISIBLE_IF_KUNIT unsigned long vb_alloc_share(unsigned long want,
 }
 EXPORT_SYMBOL_IF_KUNIT(vb_alloc_share);
 
+/* What helpers and the block steps allocate with: no reclaim at all. */
+static gfp_t vb_noreclaim_gfp(void)
+{
+	return (balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) |
+	       __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC;
+}
+
 /*
  * One free block of 2^@order pages, split into order-0 pages on @list.
  * No reclaim or compaction for it: when none is free, a smaller order is
@@ -101,12 +114,10 @@ EXPORT_SYMBOL_IF_KUNIT(vb_alloc_share);
  */
 static unsigned long vb_alloc_chunk(struct list_head *list, unsigned int order)
 {
-	gfp_t gfp = (balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) |
-		    __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC;
 	unsigned long i, nr = 1UL << order;
 	struct page *page;
 
-	page = alloc_pages(gfp, order);
+	page = alloc_pages(vb_noreclaim_gfp(), order);
 	if (!page)
 		return 0;
 	split_page(page, order);
@@ -119,9 +130,7 @@ static unsigned long vb_alloc_chunk(struct list_head *list, unsigned int order)
 /* A single page without any reclaim (helpers), 0 if none is free. */
 static unsigned long vb_alloc_single_noreclaim(struct list_head *list)
 {
-	gfp_t gfp = (balloon_mapping_gfp_mask() & ~__GFP_RECLAIM) |
-		    __GFP_NOWARN | __GFP_NORETRY | __GFP_NOMEMALLOC;
-	struct page *page = alloc_page(gfp);
+	struct page *page = alloc_page(vb_noreclaim_gfp());
 
 	if (!page)
 		return 0;
@@ -202,11 +211,13 @@ static bool vb_alloc_roomy(struct vballoon *vb, unsigned long want)
 unsigned long vb_alloc_batch(struct vballoon *vb, struct list_head *list,
 			     unsigned long want)
 {
+	unsigned long deadline = jiffies + msecs_to_jiffies(VB_ALLOC_WAIT_MS);
+	unsigned long load = READ_ONCE(avenrun[0]);
 	struct vb_alloc *al = &vb->alloc;
 	unsigned int helpers = 0, i, cpu, self;
-	unsigned long share = 0, got, hgot = 0;
-	unsigned long load = READ_ONCE(avenrun[0]);
+	unsigned long share, got, hgot = 0;
 	struct vb_alloc_job *job;
+	long left;
 
 	/* Our own CPUs of the last batches are in the load average too. */
 	if (al->last_cpus &&
@@ -220,19 +231,25 @@ unsigned long vb_alloc_batch(struct vballoon *vb, struct list_head *list,
 	if (!share)
 		helpers = 0;
 
-	self = raw_smp_processor_id();
 	i = 0;
-	for_each_online_cpu(cpu) {
-		if (i == helpers)
-			break;
-		if (cpu == self)
-			continue;
-		job = &al->jobs[i++];
-		job->want = share;
-		job->got = 0;
-		INIT_LIST_HEAD(&job->pages);
-		reinit_completion(&job->done);
-		queue_work_on(cpu, al->wq, &job->work);
+	if (helpers) {
+		self = raw_smp_processor_id();
+		cpus_read_lock();
+		for_each_cpu_wrap(cpu, cpu_online_mask, al->next_cpu) {
+			if (i == helpers)
+				break;
+			if (cpu == self || !housekeeping_cpu(cpu, HK_TYPE_WQ))
+				continue;
+			job = &al->jobs[i++];
+			job->want = share;
+			job->got = 0;
+			INIT_LIST_HEAD(&job->pages);
+			reinit_completion(&job->done);
+			queue_work_on(cpu, al->wq, &job->work);
+			/* The next batch starts after this one's helpers. */
+			al->next_cpu = cpu + 1 < nr_cpu_ids ? cpu + 1 : 0;
+		}
+		cpus_read_unlock();
 	}
 	helpers = i;
 
@@ -240,8 +257,8 @@ unsigned long vb_alloc_batch(struct vballoon *vb, struct list_head *list,
 
 	for (i = 0; i < helpers; i++) {
 		job = &al->jobs[i];
-		if (!wait_for_completion_timeout(&job->done,
-						 msecs_to_jiffies(VB_ALLOC_WAIT_MS))) {
+		left = max_t(long, (long)(deadline - jiffies), 1);
+		if (!wait_for_completion_timeout(&job->done, left)) {
 			/* A helper that never started gives nothing. */
 			if (cancel_work_sync(&job->work))
 				continue;
@@ -254,6 +271,10 @@ unsigned long vb_alloc_batch(struct vballoon *vb, struct list_head *list,
 	if (helpers) {
 		vb_count(vb, VB_CNT_ALLOC_PARALLEL_ROUNDS, 1);
 		vb_count(vb, VB_CNT_ALLOC_HELPER_PAGES, hgot);
+		/* Helpers do not reclaim: what they missed, try here. */
+		if (got + hgot < want)
+			got += vb_alloc_serial(vb, list, want - got - hgot,
+					       true);
 	}
 	al->last_cpus = helpers + 1;
 	al->last_end = jiffies;
@@ -271,6 +292,7 @@ void vb_alloc_init(struct vballoon *vb)
 		init_completion(&al->jobs[i].done);
 	}
 	al->wq = NULL;
+	al->next_cpu = 0;
 	/* The parameter's 0: auto (vb_read_params() checked the range). */
 	if (!al->cpus)
 		al->cpus = vb_alloc_cpus_auto(num_online_cpus());

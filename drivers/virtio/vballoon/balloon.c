@@ -3,10 +3,12 @@
  * vballoon: moving pages between the guest and the host.
  *
  * Inflation allocates pages (2 MiB blocks first, then smaller blocks,
- * each split into order-0 pages, then single pages) before it takes any
- * lock, sends their frame numbers to the host in one request per batch
- * (host.c) and only then puts them on the balloon list, where compaction
- * may move them.  Deflation takes pages off the list, tells the host and
+ * each split into order-0 pages, then single pages; alloc.c) before it
+ * takes any lock, sends their frame numbers to the host in one request
+ * per batch (host.c) without waiting, and allocates the next batch while
+ * the host works: up to VB_INFLATE_SLOTS requests are in flight.  A
+ * batch's pages go on the balloon list, where compaction may move them,
+ * once the host has answered for them.  Deflation takes pages off the list, tells the host and
  * frees them; with MUST_TELL_HOST the host hears of them before the
  * guest may touch them again.
  */
@@ -117,13 +119,15 @@ void vb_report_actual(struct vballoon *vb)
 	u32 actual, seen;
 
 	mutex_lock(&vb->actual_lock);
+	/* Pages the host has not answered for yet are not in it. */
+	pages = (long)vb_balloon_pages(vb);
 	/*
-	 * Pages the host has not answered for yet are not in it.  The two
-	 * counts move separately; a read between the steps of an inflation
-	 * must not wrap.
+	 * Pairs with vb_inflate(), which counts pages in flight before it
+	 * counts them the balloon's: read the other way round, a report
+	 * between its two steps falls short for a moment, never over.
 	 */
-	pages = (long)vb_balloon_pages(vb) -
-		atomic_long_read(&vb->inflate_inflight);
+	smp_rmb();
+	pages -= atomic_long_read(&vb->inflate_inflight);
 	actual = vb_actual_frames(max(pages, 0L), VB_FRAME_SHIFT);
 	virtio_cread_le(vb->vdev, struct vballoon_config, actual, &seen);
 	if (seen != actual)
@@ -323,12 +327,36 @@ static void vb_inflate_retire(struct vballoon *vb, struct vb_req *req)
  */
 void vb_inflate_settle(struct vballoon *vb)
 {
-	unsigned int i;
+	unsigned int i, slot;
 
 	mutex_lock(&vb->inflate_lock);
-	for (i = 0; i < VB_INFLATE_SLOTS; i++)
-		vb_inflate_retire(vb, &vb->inflate_req[(vb->inflate_next + i) %
-						       VB_INFLATE_SLOTS]);
+	for (i = 0; i < VB_INFLATE_SLOTS; i++) {
+		slot = (vb->inflate_next + i) % VB_INFLATE_SLOTS;
+		vb_inflate_retire(vb, &vb->inflate_req[slot]);
+	}
+	mutex_unlock(&vb->inflate_lock);
+}
+
+/*
+ * Put the pages of every request the host has already answered on the
+ * balloon list, oldest first, without waiting: so that autodeflate can
+ * reach them while the next batch is being allocated.
+ */
+static void vb_inflate_retire_answered(struct vballoon *vb)
+{
+	unsigned int i, slot;
+	struct vb_req *req;
+
+	mutex_lock(&vb->inflate_lock);
+	for (i = 0; i < VB_INFLATE_SLOTS; i++) {
+		slot = (vb->inflate_next + i) % VB_INFLATE_SLOTS;
+		req = &vb->inflate_req[slot];
+		if (!req->nr_pages)
+			continue;
+		if (!vb_req_answered(req))
+			break;
+		vb_inflate_retire(vb, req);
+	}
 	mutex_unlock(&vb->inflate_lock);
 }
 
@@ -351,6 +379,7 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 	int err;
 
 	want = min_t(unsigned long, want, vb->batch_pages);
+	vb_inflate_retire_answered(vb);
 	WRITE_ONCE(vb->inflater, current);
 	vb_alloc_batch(vb, &pages, want);
 	WRITE_ONCE(vb->inflater, NULL);
@@ -382,16 +411,22 @@ static unsigned long vb_inflate(struct vballoon *vb, unsigned long want)
 	err = vb_send(vb, req, frames, false, MAX_SCHEDULE_TIMEOUT);
 	if (err == -ENODEV)
 		goto drop_pages;
-	vb_take(vb, &pages, taken);
 	if (err) {
 		/* The host may discard these yet: keep them until reset. */
+		vb_take(vb, &pages, taken);
 		vb_to_limbo(vb, &pages, taken);
 		mutex_unlock(&vb->inflate_lock);
 		return 0;
 	}
+	atomic_long_add(taken, &vb->inflate_inflight);
+	/*
+	 * In flight before they count as the balloon's, so that a report of
+	 * "actual" in between can only fall short (vb_report_actual()).
+	 */
+	smp_mb__after_atomic();
+	vb_take(vb, &pages, taken);
 	list_splice_init(&pages, &req->pages);
 	req->nr_pages = taken;
-	atomic_long_add(taken, &vb->inflate_inflight);
 	vb->inflate_next = (vb->inflate_next + 1) % VB_INFLATE_SLOTS;
 	mutex_unlock(&vb->inflate_lock);
 

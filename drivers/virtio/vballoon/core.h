@@ -58,8 +58,9 @@
 #define VB_ALLOC_CPUS_MAX	8U
 
 /*
- * Inflate requests in flight at once: one with the host while the next
- * batch is allocated.
+ * Inflate requests in flight at once: the host works on them while the
+ * next batch is allocated; one whose answer is in is retired before
+ * that allocation starts.
  */
 #define VB_INFLATE_SLOTS	2U
 
@@ -297,8 +298,9 @@ struct vb_req {
 	unsigned long done_seq;		/* protected by @q->lock */
 	bool inflight;			/* on the ring, not all returned yet */
 	/*
-	 * Pages that must stay the balloon's until the host has answered
-	 * (MUST_TELL_HOST deflation): freed when the request completes.
+	 * Pages waiting for the host's answer: a MUST_TELL_HOST deflation's
+	 * (freed once it answered) or a pipelined inflation's (put on the
+	 * balloon list once it answered).
 	 */
 	struct list_head pages;
 	unsigned long nr_pages;
@@ -334,14 +336,16 @@ struct vb_alloc_job {
 
 /*
  * Parallel allocation.  @cpus (1: off) and @wq are set at probe and
- * read-only afterwards; @jobs, @last_cpus and @last_end (the CPUs that
- * allocated the last batch, and when it ended, in jiffies) are used by
- * the update work alone, which never runs twice at once, so no lock.
+ * read-only afterwards; @jobs, @next_cpu (where the next batch's helpers
+ * start), @last_cpus and @last_end (the CPUs that allocated the last
+ * batch, and when it ended, in jiffies) are used by the update work
+ * alone, which never runs twice at once, so no lock.
  */
 struct vb_alloc {
 	unsigned int cpus;
 	struct workqueue_struct *wq;
 	struct vb_alloc_job jobs[VB_ALLOC_CPUS_MAX - 1];
+	unsigned int next_cpu;
 	unsigned int last_cpus;
 	unsigned long last_end;
 };
@@ -464,9 +468,10 @@ struct vballoon {
 	struct mutex actual_lock;	/* serialises writes of "actual" */
 
 	/*
-	 * Pages the host holds: on the balloon list, on @limbo, or waiting
-	 * on the deflate request.  Changed with atomic operations under the
-	 * request mutex that moves the pages; read anywhere.
+	 * Pages the host holds: on the balloon list, on @limbo, waiting on
+	 * the deflate request, or on an inflate request in flight.  Changed
+	 * with atomic operations under the request mutex that moves the
+	 * pages; read anywhere.
 	 */
 	atomic_long_t num_pages;
 
@@ -589,6 +594,7 @@ void vb_wake_waiters(struct vballoon *vb);
 int vb_send(struct vballoon *vb, struct vb_req *req, unsigned int nr_frames,
 	    bool wait, long timeout);
 int vb_settle(struct vballoon *vb, struct vb_req *req, long timeout);
+bool vb_req_answered(struct vb_req *req);
 int vb_wait_deflates(struct vballoon *vb);
 bool vb_stopping(struct vballoon *vb);
 void vb_lose_host(struct vballoon *vb, const char *why);

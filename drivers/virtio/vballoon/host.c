@@ -6,7 +6,9 @@
  * VB_FRAMES_PER_DESC frames each, as many as the ring has room for, then
  * one kick; the rest follow as the host returns buffers.  The virtqueue
  * callback only counts returned buffers, per request; the sender sleeps
- * until its own request is complete.  No lock is held while sleeping
+ * until its own request is complete, or (a pipelined inflation, a
+ * deflation without MUST_TELL_HOST) until it is on the ring, and waits
+ * for the rest later (vb_settle()).  No lock is held while sleeping
  * except the mutex of the request's owner.
  *
  * A host may be slow, silent, or broken.  Waits are unbounded while the
@@ -315,6 +317,20 @@ int vb_send(struct vballoon *vb, struct vb_req *req, unsigned int nr_frames,
 		return -ENODEV;
 	}
 	return err;
+}
+
+/* Has the host returned everything of @req, sent earlier?  Never waits. */
+bool vb_req_answered(struct vb_req *req)
+{
+	struct vb_queue *q = req->q;
+	unsigned long flags;
+	bool done;
+
+	spin_lock_irqsave(&q->lock, flags);
+	vb_reap(q, q->vq);
+	done = req->done_seq == req->seq;
+	spin_unlock_irqrestore(&q->lock, flags);
+	return done;
 }
 
 /*
