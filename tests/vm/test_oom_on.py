@@ -263,7 +263,8 @@ def test_oom_notifier_never_waits_for_a_batch(vm):
     """OOM while 32768-page batches inflate: a guest program needs memory
     the balloon keeps taking (pressure_hold_ms=0, so inflation fights it
     all along).  The OOM notifier gives memory back every time, nobody is
-    killed, and at least 99 % of its calls take under 10 ms: it never
+    killed, and at least 99 % of its calls (98 % on the debug kernel,
+    whose longest wait must stay under 100 ms) take under 10 ms: it never
     waits behind a batch being allocated or with the host."""
     dev = vm.load("vballoon", "batch_pages=32768 pressure_hold_ms=0")
     base = vm.vballoon_status(dev)
@@ -309,10 +310,20 @@ def test_oom_notifier_never_waits_for_a_batch(vm):
         "deflating:\n  " + "\n  ".join(oom)
     assert calls > 0, "memhog fit without an OOM call: nothing measured " \
         "(%s)" % st
-    assert slow * 100 <= calls, \
+    # The debug kernel (KASAN, lockdep) stretches a lock handoff or the
+    # pressure path's release to 10-25 ms now and then beside other
+    # guests (2 of 118 calls, longest 21 ms, in the check of 2026-11-28);
+    # a wait behind a 32768-page batch lasts seconds there, so the
+    # longest wait must stay under 100 ms and 2 % may pass 10 ms.
+    per_cent = 2 if vm.kernel.builtin_vballoon else 1
+    assert slow * 100 <= calls * per_cent, \
         "%d of %d OOM notifier calls waited 10 ms or more (longest wait " \
         "%d us, longest call %d us)" % (slow, calls, st["oom_wait_max_us"],
                                         st["oom_max_us"])
+    if vm.kernel.builtin_vballoon:
+        assert st["oom_wait_max_us"] < 100000, \
+            "an OOM notifier call waited %d us: behind a batch?" % \
+            st["oom_wait_max_us"]
 
 
 # driver -> pgmigrate_fail during test_compaction_while_inflating, per kernel
