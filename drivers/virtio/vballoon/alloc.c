@@ -127,17 +127,6 @@ static unsigned long vb_alloc_chunk(struct list_head *list, unsigned int order)
 	return nr;
 }
 
-/* A single page without any reclaim (helpers), 0 if none is free. */
-static unsigned long vb_alloc_single_noreclaim(struct list_head *list)
-{
-	struct page *page = alloc_page(vb_noreclaim_gfp());
-
-	if (!page)
-		return 0;
-	list_add(&page->lru, list);
-	return 1;
-}
-
 /*
  * Allocate up to @want pages onto @list, largest free blocks first: a
  * 2 MiB block lets the host drop a whole huge page, and a smaller block
@@ -168,13 +157,8 @@ static unsigned long vb_alloc_serial(struct vballoon *vb,
 				vb_count(vb, VB_CNT_INFLATED_BLOCKS, 1);
 			continue;
 		}
-		if (!reclaim) {
-			if (!vb_alloc_single_noreclaim(list))
-				break;
-			got++;
-			continue;
-		}
-		page = balloon_page_alloc();
+		page = reclaim ? balloon_page_alloc() :
+				 alloc_page(vb_noreclaim_gfp());
 		if (!page)
 			break;
 		list_add(&page->lru, list);
