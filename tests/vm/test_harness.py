@@ -538,6 +538,31 @@ def test_run_job_failures():
     assert run.failures(summary.Summary(), 5) == 0   # no tests collected
 
 
+DEATH = """\
+the guest died during the test
+kernel problems on the guest console during this test:
+  [    4.821644] Oops: double fault: 0000 [#1] PREEMPT SMP NOPTI
+[    4.467103] vballoon virtio0: vballoon ready: must-tell-host off
+[    4.830862]  serial8250_handle_irq+0x2c0/0x460
+[    4.831749]  filemap_map_pages+0xcf/0x680
+[    4.836093] Modules linked in: vballoon(OE) virtio_mmio
+"""
+
+
+def test_run_reruns_only_emulator_deaths_without_driver_frames():
+    assert run.emulator_death(DEATH) == "Oops: double fault"
+    assert run.emulator_death(DEATH.replace("double fault", "int3")) == \
+        "Oops: int3"
+    # our function in a trace, from the module or built in: a real failure
+    assert run.emulator_death(DEATH + " vb_inflate_retire+0x1f/0x90 "
+                              "[vballoon]\n") is None
+    assert run.emulator_death(DEATH + " vballoon_probe+0x1f/0x90\n") is None
+    # another death, or no death at all
+    assert run.emulator_death(DEATH.replace("double fault",
+                                            "general protection")) is None
+    assert run.emulator_death(DEATH.replace("guest died", "test")) is None
+
+
 def test_run_job_reads_its_output():
     job = run.Job("6.1", "oom_on", ["-x"], sys.executable)
     assert job.env["VBALLOON_KERNELS"] == "6.1" and "-x" in job.cmd
