@@ -838,13 +838,20 @@ def plot_scale(scale_rows, out):
         "set key inside top right box opaque",
     ]
     for k, tcg in panels:
-        script += [
-            "set title %s" % gq("%s, %s-threaded TCG" % (k, tcg)),
-            "plot " + ", ".join(
-                "'%s' index %d with linespoints lw 2 pt 7 title %s" % (
-                    dat, index["%s %s %s" % (k, tcg, drv)], gq(drv))
-                for drv in DRIVERS if "%s %s %s" % (k, tcg, drv) in index),
-        ]
+        script += ["unset label",
+                   "set title %s" % gq("%s, %s-threaded TCG" % (k, tcg))]
+        # the ratio (vballoon / virtio_balloon) under each vballoon point
+        for mem in mems:
+            vb = m.get((k, tcg, mem, DRIVERS[0]), (math.nan,))[0]
+            vio = m.get((k, tcg, mem, DRIVERS[1]), (math.nan,))[0]
+            if not (math.isnan(vb) or math.isnan(vio)) and vio > 0:
+                script.append(
+                    "set label %s at %g,%g center offset 0,-1.3" % (
+                        gq("ratio %.2f" % (vb / vio)), mem / 1024, vb))
+        script.append("plot " + ", ".join(
+            "'%s' index %d with linespoints lw 2 pt 7 title %s" % (
+                dat, index["%s %s %s" % (k, tcg, drv)], gq(drv))
+            for drv in DRIVERS if "%s %s %s" % (k, tcg, drv) in index))
     script.append("unset multiplot")
     return "scale.png" if gnuplot("\n".join(script) + "\n") else None
 

@@ -645,7 +645,7 @@ static void vbt_counter_keys(struct kunit *test)
 		"hinted_blocks", "hinted_bytes", "hint_alloc_stops",
 		"hint_host_stalls", "hint_shrunk_blocks", "hint_freed_blocks",
 		"oom_waited_pages", "alloc_parallel_rounds",
-		"alloc_helper_pages",
+		"alloc_helper_pages", "deflate_free_us",
 	};
 	unsigned int i;
 

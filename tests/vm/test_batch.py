@@ -241,6 +241,15 @@ def test_parallel_allocation_under_pressure(vm):
             size // MiB, st)
     vm.set_balloon_size(0)
     vm.wait_balloon(0)
+    # Deflation's split: the guest's part (off the list, freed) and the
+    # host's, both accounted.
+    st = vm.vballoon_status(dev)
+    free_us = st["deflate_free_us"] - base["deflate_free_us"]
+    host_us = st["deflate_host_us"] - base["deflate_host_us"]
+    print("BATCH-RESULT deflate: %d MiB, %.2f s taking pages off the list "
+          "and freeing them, %.2f s waiting for the host" % (
+              size // MiB, free_us / 1e6, host_us / 1e6))
+    assert free_us > 0, "deflate_free_us did not move: %s" % st
 
     # Pressure: a program holds all but ~600 MiB, and the balloon takes
     # all of that but 150 MiB (the driver shares batches only while free

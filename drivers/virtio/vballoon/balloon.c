@@ -229,6 +229,7 @@ static void vb_give_back(struct vballoon *vb, struct list_head *pages,
 {
 	struct page *page, *next;
 	unsigned long chunk = 0;
+	u64 t0 = ktime_get_ns();
 
 	list_for_each_entry_safe(page, next, pages, lru) {
 		list_del(&page->lru);
@@ -244,6 +245,8 @@ static void vb_give_back(struct vballoon *vb, struct list_head *pages,
 		}
 	}
 	vb_count_given_back(vb, n);
+	vb_count(vb, VB_CNT_DEFLATE_FREE_US,
+		 div_u64(ktime_get_ns() - t0, NSEC_PER_USEC));
 }
 
 /*
@@ -280,6 +283,7 @@ static unsigned long vb_dequeue(struct vballoon *vb, struct list_head *pages,
 				unsigned long want)
 {
 	unsigned long got = 0, n, chunk;
+	u64 t0 = ktime_get_ns();
 
 	while (got < want) {
 		chunk = min(want - got, 32UL);
@@ -289,6 +293,8 @@ static unsigned long vb_dequeue(struct vballoon *vb, struct list_head *pages,
 			break;
 		cond_resched();
 	}
+	vb_count(vb, VB_CNT_DEFLATE_FREE_US,
+		 div_u64(ktime_get_ns() - t0, NSEC_PER_USEC));
 	return got;
 }
 

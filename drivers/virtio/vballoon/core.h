@@ -146,6 +146,7 @@ enum vb_counter {
 	/* Parallel allocation (alloc.c). */
 	VB_CNT_ALLOC_PARALLEL_ROUNDS,	/* batches allocated on several CPUs */
 	VB_CNT_ALLOC_HELPER_PAGES,	/* pages the helper CPUs allocated */
+	VB_CNT_DEFLATE_FREE_US,		/* taking pages off the list, freeing */
 	VB_CNT_NR
 };
 

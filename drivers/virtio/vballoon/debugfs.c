@@ -53,6 +53,7 @@ VISIBLE_IF_KUNIT const char * const vb_counter_keys[VB_CNT_NR] = {
 	[VB_CNT_OOM_WAITED_PAGES] = "oom_waited_pages",
 	[VB_CNT_ALLOC_PARALLEL_ROUNDS] = "alloc_parallel_rounds",
 	[VB_CNT_ALLOC_HELPER_PAGES] = "alloc_helper_pages",
+	[VB_CNT_DEFLATE_FREE_US] = "deflate_free_us",
 };
 EXPORT_SYMBOL_IF_KUNIT(vb_counter_keys);
 
