@@ -149,8 +149,12 @@ def build_initramfs(kernel, with_vballoon=True, busybox="/bin/busybox",
     key = _cache_key(kernel, busybox, sources, helpers, scripts, vb_data,
                      plans, vbh_data)
     out = cache_dir() / "initramfs" / ("%s-%s.cpio" % (kernel.release, key))
-    if out.exists():
+    try:
+        # in use again: newer than the age at which other jobs prune it
+        os.utime(out)
         return out, info
+    except FileNotFoundError:
+        pass
 
     c = Cpio()
     for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc",
@@ -183,8 +187,13 @@ def build_initramfs(kernel, with_vballoon=True, busybox="/bin/busybox",
     tmp = out.with_suffix(".tmp%d" % os.getpid())
     tmp.write_bytes(c.finish())
     os.replace(tmp, out)
-    # keep the cache small: drop older images of this kernel
+    # Keep the cache small: drop images of this kernel no boot used for
+    # an hour.  Jobs run side by side: another may prune (or touch) the
+    # same files at the same moment.
     for old in out.parent.glob("%s-*.cpio" % kernel.release):
-        if old != out and time.time() - old.stat().st_mtime > 3600:
-            old.unlink(missing_ok=True)
+        try:
+            if old != out and time.time() - old.stat().st_mtime > 3600:
+                old.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
     return out, info
