@@ -85,6 +85,7 @@ JOB_TIMEOUT = 60 * 60
 # driver as the control that the test can fail) at the cost of suite
 # time; VBALLOON_DRIVERS=vballoon,virtio_balloon brings it back.
 PARITY_KERNELS = ("6.12",)
+PARITY_EVERYWHERE = ("host", "reporting", "hinting")
 # Guest deaths that TCG itself causes now and then, whatever the driver:
 # "int3" (multi-threaded TCG, the kernel patching a static key while the
 # other vCPU runs it) and "double fault" (seen once in 2026-11-28's CI, on
@@ -97,7 +98,6 @@ EMULATOR_DEATHS = ("Oops: double fault", "Oops: int3")
 # A trace line naming one of our functions ("vb_foo+0x12/0x40 [vballoon]"
 # from the module, "vb_foo+0x12/0x40" when built in)
 DRIVER_FRAME = re.compile(r"\b(vb_|vballoon_)\w*\+0x|\[vballoon\]")
-PARITY_EVERYWHERE = ("host", "reporting", "hinting")
 
 
 def default_jobs():
